@@ -73,3 +73,10 @@ class IncrementalDetokenizer {
 };
 
 }  // namespace ds
+
+namespace ds {
+/// Returns `tokenizer_json` (DeepSeek-V3's tokenizer.json text) with the V3.1+/V3.2 added tokens of
+/// D11 applied from the one table documented in docs/tokenizer.md (e.g. ids 128798/128799 become
+/// `<think>`/`</think>`). Throws TokenizerError if the text is not a tokenizer.json.
+std::string apply_v32_added_tokens(const std::string& tokenizer_json);
+}  // namespace ds
