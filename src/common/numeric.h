@@ -45,4 +45,18 @@ uint8_t f32_to_fp8_e4m3(float f);
 /// Rounds a float to the nearest E4M3 value (saturating), returned as float.
 inline float round_fp8_e4m3(float f) { return fp8_e4m3_to_f32(f32_to_fp8_e4m3(f)); }
 
+/// Dequantizes a block-scaled FP8 weight (spec/model.md 3.4):
+/// out[r, c] = decode(w[r, c]) * scale_inv[r / block, c / block] (FP32 multiply).
+/// w: [rows, cols] E4M3 bytes, row-major; scale_inv: [ceil(rows/block), ceil(cols/block)] F32;
+/// out: [rows, cols] floats. Partial edge blocks use the same rule.
+void dequant_fp8_blocks(const uint8_t* w, const float* scale_inv, int64_t rows, int64_t cols,
+                        float* out, int64_t block = 128);
+
+/// Quantizes a [rows, cols] float matrix per block x block tile as make-model does (D25,
+/// docs/make_model.md): s = amax / 448 in FP32 (s = 1 when amax == 0), q = f32_to_fp8_e4m3(x / s)
+/// with the division in FP32. Writes q to `out` ([rows, cols]) and s to `scale_inv`
+/// ([ceil(rows/block), ceil(cols/block)]).
+void quantize_fp8_blocks(const float* x, int64_t rows, int64_t cols, uint8_t* out, float* scale_inv,
+                         int64_t block = 128);
+
 }  // namespace ds
