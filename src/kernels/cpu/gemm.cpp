@@ -1,0 +1,134 @@
+#include "kernels/cpu/gemm.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/act_quant.h"
+#include "kernels/cpu/parallel.h"
+
+namespace ds::cpu {
+namespace {
+
+constexpr int64_t kPanelRows = 16;  // W rows dequantized together and reused across the M rows
+
+// Decodes rows [r0, r0+n) of w into out[n, cols]; if `scaled` FP8 codes are multiplied by their
+// block scale, else left as raw FP8 values (the official path applies scales per K block).
+void decode_rows(const WeightView& w, int64_t r0, int64_t n, float* out, bool scaled) {
+  const int64_t K = w.cols;
+  switch (w.dtype) {
+    case DType::F8_E4M3: {
+      const int64_t kb = (K + 127) / 128;
+      for (int64_t i = 0; i < n; ++i) {
+        const uint8_t* src = w.data + (r0 + i) * K;
+        float* dst = out + i * K;
+        for (int64_t k = 0; k < K; ++k) dst[k] = kFp8E4M3Table[src[k]];
+        if (scaled) {
+          const float* s = w.scale_inv + ((r0 + i) / 128) * kb;
+          for (int64_t b = 0; b < kb; ++b) {
+            const int64_t end = std::min<int64_t>(K, (b + 1) * 128);
+            const float sb = s[b];
+            for (int64_t k = b * 128; k < end; ++k) dst[k] *= sb;
+          }
+        }
+      }
+      break;
+    }
+    case DType::BF16: {
+      for (int64_t i = 0; i < n; ++i) {
+        const uint8_t* src = w.data + (r0 + i) * K * 2;
+        float* dst = out + i * K;
+        for (int64_t k = 0; k < K; ++k) {
+          uint16_t b;
+          std::memcpy(&b, src + 2 * k, 2);
+          uint32_t u = uint32_t(b) << 16;
+          std::memcpy(dst + k, &u, 4);
+        }
+      }
+      break;
+    }
+    case DType::F32:
+      std::memcpy(out, w.data + r0 * K * 4, size_t(n * K) * 4);
+      break;
+    default:
+      throw std::invalid_argument("gemm: unsupported weight dtype " + std::string(dtype_name(w.dtype)));
+  }
+}
+
+}  // namespace
+
+float dot_fixed(const float* a, const float* b, int64_t n) {
+  float acc[16] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += a[k + j] * b[k + j];
+  float tail = 0.f;
+  for (; k < n; ++k) tail += a[k] * b[k];
+  for (int j = 0; j < 8; ++j) acc[j] += acc[j + 8];
+  for (int j = 0; j < 4; ++j) acc[j] += acc[j + 4];
+  acc[0] += acc[2];
+  acc[1] += acc[3];
+  return (acc[0] + acc[1]) + tail;
+}
+
+void dequantize_rows(const WeightView& w, int64_t r0, int64_t n, float* out) {
+  decode_rows(w, r0, n, out, true);
+}
+
+void gemm(const float* x, int64_t M, const WeightView& w, float* y, GemmOptions opt) {
+  const int64_t N = w.rows, K = w.cols;
+  if (M <= 0 || N <= 0) return;
+  const bool fp8_path = opt.fp8_activations;
+  if (fp8_path && (!w.fp8() || K % 128 != 0))
+    throw std::invalid_argument("gemm: FP8 activation path needs an FP8 weight with K % 128 == 0 (K = " +
+                                std::to_string(K) + ")");
+  // Official path: quantize activations once (row-local, so batch invariant).
+  std::vector<float> xq, xs;
+  const int64_t kb = (K + 127) / 128;
+  if (fp8_path) {
+    xq.resize(size_t(M * K));
+    xs.resize(size_t(M * kb));
+    act_quant(x, M, K, xq.data(), xs.data());
+  }
+  const int64_t panels = (N + kPanelRows - 1) / kPanelRows;
+  auto task = [&](int64_t p) {
+    const int64_t r0 = p * kPanelRows;
+    const int64_t nr = std::min(kPanelRows, N - r0);
+    thread_local std::vector<float> panel;
+    panel.resize(size_t(nr * K));
+    decode_rows(w, r0, nr, panel.data(), !fp8_path);
+    for (int64_t m = 0; m < M; ++m) {
+      float* ym = y + m * N + r0;
+      if (fp8_path) {
+        const float* a = xq.data() + m * K;
+        const float* as = xs.data() + m * kb;
+        for (int64_t i = 0; i < nr; ++i) {
+          const float* ws = w.scale_inv + ((r0 + i) / 128) * kb;
+          const float* wr = panel.data() + i * K;
+          float acc = 0.f;
+          for (int64_t b = 0; b < kb; ++b) {
+            float part = dot_fixed(a + b * 128, wr + b * 128, 128);
+            acc += part * (as[b] * ws[b]);
+          }
+          ym[i] = opt.bf16_output ? round_bf16(acc) : acc;
+        }
+      } else {
+        const float* a = x + m * K;
+        for (int64_t i = 0; i < nr; ++i) {
+          float v = dot_fixed(a, panel.data() + i * K, K);
+          ym[i] = opt.bf16_output ? round_bf16(v) : v;
+        }
+      }
+    }
+  };
+  // Small problems run on the calling thread (the result is the same either way).
+  if (M * N * K < (int64_t(1) << 18)) {
+    for (int64_t p = 0; p < panels; ++p) task(p);
+  } else {
+    parallel_for(panels, task);
+  }
+}
+
+}  // namespace ds::cpu
