@@ -23,7 +23,7 @@ void yarn_correction_range(int rope_dim, double theta, const YarnParams& y, int*
 
 std::vector<float> rope_frequencies(int rope_dim, double theta, const YarnParams& y) {
   const int half = rope_dim / 2;
-  std::vector<float> f(size_t(half));
+  std::vector<float> f(static_cast<size_t>(half));
   for (int i = 0; i < half; ++i) {
     float e = float(2 * i) / float(rope_dim);
     f[i] = 1.0f / std::pow(float(theta), e);
