@@ -1,6 +1,7 @@
 // Chat messages as the prompt encoders see them (already validated by server/).
 #pragma once
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
