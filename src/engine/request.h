@@ -1,0 +1,74 @@
+// What the HTTP side hands the engine (Request) and gets back (TokenEvent through a RequestStream).
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/sampler.h"
+
+namespace ds {
+
+/// One generation request. Token ids only; the server did the prompt rendering and tokenization.
+struct Request {
+  std::string id;
+  std::vector<int32_t> prompt_ids;
+  SamplingParams sampling;
+  /// Upper bound on generated tokens (the engine also stops at the context length).
+  int max_new_tokens = 16;
+  /// Token ids that end generation with finish_reason "stop" (EOS); the stop token is counted in
+  /// completion tokens and reported as `matched_stop`.
+  std::vector<int32_t> stop_token_ids;
+  /// Keep generating past stop_token_ids (they become ordinary tokens).
+  bool ignore_eos = false;
+};
+
+/// Why a request ended (OpenAI finish_reason values, plus abort/error).
+enum class FinishReason { None, Stop, Length, Abort, Error };
+/// "stop" | "length" | "abort" | "error" ("" for None).
+const char* finish_reason_name(FinishReason r);
+
+/// One engine output for one request: a generated token, and/or the end of the request.
+/// `token` is -1 on events that carry no token (abort, error). Counts are cumulative.
+struct TokenEvent {
+  int32_t token = -1;
+  FinishReason finish = FinishReason::None;
+  std::optional<int32_t> matched_stop;  // the stop/EOS id that ended the request
+  int prompt_tokens = 0;
+  int completion_tokens = 0;
+  std::string error;  // message when finish == Error
+  bool finished() const { return finish != FinishReason::None; }
+};
+
+/// The per-request channel between the engine thread (producer) and one HTTP thread (consumer),
+/// plus the abort flag the HTTP side raises when its client is gone. Thread-safe.
+class RequestStream {
+ public:
+  explicit RequestStream(std::string id) : id_(std::move(id)) {}
+  const std::string& id() const { return id_; }
+
+  /// Engine side: appends an event and wakes the consumer.
+  void push(TokenEvent ev);
+  /// HTTP side: waits up to `timeout` for the next event; nullopt on timeout.
+  std::optional<TokenEvent> pop(std::chrono::milliseconds timeout);
+  /// HTTP side: removes and returns every queued event without waiting.
+  std::vector<TokenEvent> drain();
+
+  /// HTTP side: the client is gone; the engine drops the request at its next step.
+  void abort() { aborted_.store(true); }
+  bool aborted() const { return aborted_.load(); }
+
+ private:
+  std::string id_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<TokenEvent> events_;
+  std::atomic<bool> aborted_{false};
+};
+
+}  // namespace ds
