@@ -1,0 +1,147 @@
+// DeepSeek-V3.2 forward on CPU: load, batch plan validation, decoder layers, final norm and head
+// (spec/model.md 4.1, 4.2, 9; D23, D27). MLA, indexer and FFN live in mla.cpp, indexer.cpp, moe.cpp.
+#include "model/deepseek_v32.h"
+
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "model/model_core.h"
+
+namespace ds {
+
+Numerics parse_numerics(const std::string& s) {
+  if (s == "official") return Numerics::Official;
+  if (s == "exact") return Numerics::Exact;
+  throw std::invalid_argument("--numerics: unknown value '" + s + "' (expected official or exact)");
+}
+
+const char* numerics_name(Numerics n) { return n == Numerics::Official ? "official" : "exact"; }
+
+struct DeepseekV32::Impl {
+  ModelCore core;
+};
+
+DeepseekV32::~DeepseekV32() = default;
+
+std::unique_ptr<DeepseekV32> DeepseekV32::load(const std::string& dir, Numerics numerics, bool with_mtp) {
+  std::unique_ptr<DeepseekV32> model(new DeepseekV32());
+  model->numerics_ = numerics;
+  model->impl_ = std::make_unique<Impl>();
+  ModelCore& m = model->impl_->core;
+  m.cfg = ModelConfig::load(dir);
+  m.ckpt = Checkpoint::open(dir);
+  m.official = numerics == Numerics::Official;
+  const ModelConfig& c = m.cfg;
+  if (c.qk_rope_head_dim % 2 != 0 || c.qk_rope_head_dim > c.index_head_dim)
+    throw ConfigError(dir + "/config.json: qk_rope_head_dim must be even and <= index_head_dim");
+  if (m.official && c.index_head_dim != 128)
+    throw ConfigError(dir + "/config.json: official numerics need index_head_dim 128 (one FP8 group, spec 5.2)");
+  if (c.n_routed_experts > 0 && (c.n_group <= 0 || c.n_routed_experts % c.n_group != 0))
+    throw ConfigError(dir + "/config.json: n_routed_experts must be a multiple of n_group");
+  bind_weights(m.ckpt, c, with_mtp, m.official, m.w);
+  cpu::YarnParams y;
+  y.enabled = c.rope_scaling.enabled;
+  y.factor = c.rope_scaling.factor;
+  y.original_max_position_embeddings = c.rope_scaling.original_max_position_embeddings;
+  y.beta_fast = c.rope_scaling.beta_fast;
+  y.beta_slow = c.rope_scaling.beta_slow;
+  m.rope_freqs = cpu::rope_frequencies(c.qk_rope_head_dim, c.rope_theta, y);
+  m.softmax_scale = float(c.softmax_scale());
+  return model;
+}
+
+const ModelConfig& DeepseekV32::config() const { return impl_->core.cfg; }
+
+std::unique_ptr<SequenceCache> DeepseekV32::new_cache() const {
+  auto c = std::make_unique<SequenceCache>();
+  c->layers.resize(size_t(impl_->core.cfg.num_hidden_layers));
+  return c;
+}
+
+Logits DeepseekV32::forward(const BatchPlan& plan) {
+  const ModelCore& m = impl_->core;
+  const ModelConfig& c = m.cfg;
+  // Validate the whole plan before touching any cache.
+  std::set<const SequenceCache*> seen;
+  for (size_t s = 0; s < plan.segments.size(); ++s) {
+    const Segment& seg = plan.segments[s];
+    const std::string where = "batch plan segment " + std::to_string(s);
+    if (!seg.cache) throw std::invalid_argument(where + ": no cache");
+    if (!seen.insert(seg.cache).second) throw std::invalid_argument(where + ": cache used by two segments");
+    if (seg.cache->layers.size() != size_t(c.num_hidden_layers))
+      throw std::invalid_argument(where + ": cache was not made by this model");
+    if (seg.start_pos != seg.cache->length)
+      throw std::invalid_argument(where + ": start_pos " + std::to_string(seg.start_pos) +
+                                  " does not match the cache length " + std::to_string(seg.cache->length));
+    if (seg.tokens.empty()) throw std::invalid_argument(where + ": no tokens");
+    for (int32_t t : seg.tokens)
+      if (t < 0 || t >= c.vocab_size)
+        throw std::invalid_argument(where + ": token id " + std::to_string(t) + " outside the vocabulary [0, " +
+                                    std::to_string(c.vocab_size) + ")");
+  }
+  // Flatten rows.
+  StepRows rows;
+  rows.seg_begin.push_back(0);
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> logit_rows;
+  Logits out;
+  out.vocab = c.vocab_size;
+  out.row_begin.push_back(0);
+  for (size_t s = 0; s < plan.segments.size(); ++s) {
+    const Segment& seg = plan.segments[s];
+    rows.caches.push_back(seg.cache);
+    for (size_t i = 0; i < seg.tokens.size(); ++i) {
+      const int64_t r = int64_t(tokens.size());
+      tokens.push_back(seg.tokens[i]);
+      rows.seg.push_back(int(s));
+      rows.pos.push_back(seg.start_pos + int32_t(i));
+      if (seg.all_logits || i + 1 == seg.tokens.size()) logit_rows.push_back(r);
+    }
+    rows.seg_begin.push_back(int64_t(tokens.size()));
+    out.row_begin.push_back(int(logit_rows.size()));
+  }
+  const int64_t R = rows.R = int64_t(tokens.size());
+  const int64_t D = c.hidden_size, nf = int64_t(m.rope_freqs.size());
+  rows.cos.resize(size_t(R * nf));
+  rows.sin.resize(size_t(R * nf));
+  for (int64_t r = 0; r < R; ++r)
+    cpu::rope_cos_sin(m.rope_freqs, rows.pos[r], rows.cos.data() + r * nf, rows.sin.data() + r * nf);
+
+  // 4.1 embedding; 4.2 layers with the fused residual norm.
+  std::vector<float> resid(size_t(R * D)), f(size_t(R * D)), x(size_t(R * D)), o(size_t(R * D));
+  for (int64_t r = 0; r < R; ++r) cpu::dequantize_rows(m.w.embed, tokens[size_t(r)], 1, resid.data() + r * D);
+  const float eps = float(c.rms_norm_eps);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerWeights& L = m.w.layers[size_t(l)];
+    for (int64_t r = 0; r < R; ++r)
+      cpu::add_rmsnorm(l == 0 ? nullptr : f.data() + r * D, resid.data() + r * D, L.attn_norm.data(), D, eps,
+                       x.data() + r * D, m.official);
+    mla_forward(m, l, rows, x.data(), o.data());
+    for (int64_t r = 0; r < R; ++r)
+      cpu::add_rmsnorm(o.data() + r * D, resid.data() + r * D, L.ffn_norm.data(), D, eps, x.data() + r * D,
+                       m.official);
+    ffn_forward(m, L, x.data(), R, f.data());
+  }
+  for (size_t s = 0; s < plan.segments.size(); ++s)
+    plan.segments[s].cache->length += int32_t(plan.segments[s].tokens.size());
+
+  // Final norm and FP32 head for the rows that need logits.
+  const int64_t NL = int64_t(logit_rows.size());
+  std::vector<float> h(size_t(NL * D));
+  for (int64_t i = 0; i < NL; ++i) {
+    const int64_t r = logit_rows[size_t(i)];
+    cpu::add_rmsnorm(f.data() + r * D, resid.data() + r * D, m.w.final_norm.data(), D, eps, h.data() + i * D,
+                     m.official);
+  }
+  out.data.resize(size_t(NL * c.vocab_size));
+  cpu::gemm(h.data(), NL, m.w.lm_head, out.data.data(), cpu::GemmOptions{false, false});
+  tokens_processed_ += uint64_t(R);
+  return out;
+}
+
+}  // namespace ds

@@ -1,0 +1,85 @@
+// DeepSeek Sparse Attention lightning indexer (spec/model.md 5).
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/act_quant.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/hadamard.h"
+#include "kernels/cpu/index_score.h"
+#include "kernels/cpu/layernorm.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/cpu/rope.h"
+#include "model/model_core.h"
+
+namespace ds {
+namespace {
+
+// Official mode: Hadamard (BF16 out) then FP8 quantization of one 128-vector; returns the scale.
+float rotate_and_quantize(const ModelCore& m, float* v, int D) {
+  if (!m.official) return 1.0f;
+  cpu::hadamard_transform(v, D, 1.0f / std::sqrt(float(D)));
+  for (int i = 0; i < D; ++i) v[i] = round_bf16(v[i]);
+  float s;
+  cpu::act_quant(v, 1, D, v, &s);
+  return s;
+}
+
+}  // namespace
+
+void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const float* a, const float* qr,
+                     std::vector<std::vector<int32_t>>& selection) {
+  const ModelConfig& c = m.cfg;
+  const LayerWeights& L = m.w.layers[size_t(layer)];
+  const int64_t R = rows.R;
+  const int Hi = c.index_n_heads, D = c.index_head_dim, dr = c.qk_rope_head_dim, nf = dr / 2;
+  const float eps = float(c.rms_norm_eps);
+  selection.assign(size_t(R), {});
+
+  // 5.2 steps 3-8: keys k_I = Hadamard(RoPE(LayerNorm(wk x))) -> FP8, appended to the cache.
+  std::vector<float> k(size_t(R * D)), ks(static_cast<size_t>(R));
+  cpu::gemm(a, R, L.idx_wk, k.data(), m.lin(L.idx_wk));
+  for (int64_t r = 0; r < R; ++r) {
+    float* kr = k.data() + r * D;
+    cpu::layernorm(kr, L.idx_k_norm_w.data(), L.idx_k_norm_b.data(), D, eps, kr, m.official);
+    cpu::rope_half_split(kr, rows.cos.data() + r * nf, rows.sin.data() + r * nf, nf, m.official);
+    ks[size_t(r)] = rotate_and_quantize(m, kr, D);
+  }
+  for (size_t s = 0; s + 1 < rows.seg_begin.size(); ++s) {
+    SequenceCache::Layer& cl = rows.caches[s]->layers[size_t(layer)];
+    for (int64_t r = rows.seg_begin[s]; r < rows.seg_begin[s + 1]; ++r) {
+      cl.index_k.insert(cl.index_k.end(), k.data() + r * D, k.data() + (r + 1) * D);
+      cl.index_k_scale.push_back(ks[size_t(r)]);
+    }
+  }
+  // Rows with at most index_topk causal keys attend to all of them (spec 5.3): no scoring needed.
+  bool any = false;
+  for (int64_t r = 0; r < R; ++r) any = any || rows.pos[r] + 1 > c.index_topk;
+  if (!any) return;
+
+  // 5.2 steps 1-2, 9-10: queries, head weights, scores, top-k.
+  std::vector<float> q(size_t(R * Hi * D)), w(size_t(R * Hi));
+  cpu::gemm(qr, R, L.idx_wq_b, q.data(), m.lin(L.idx_wq_b));
+  cpu::gemm(a, R, L.idx_weights_proj, w.data(), cpu::GemmOptions{false, false});  // FP32 (Nov demo)
+  const float head_scale = 1.0f / std::sqrt(float(Hi));
+  const float dim_scale = 1.0f / std::sqrt(float(D));
+  cpu::parallel_for(R, [&](int64_t r) {
+    const int32_t pos = rows.pos[r];
+    if (pos + 1 <= c.index_topk) return;
+    thread_local std::vector<float> wj, scores;
+    wj.resize(size_t(Hi));
+    float* qrow = q.data() + r * Hi * D;
+    for (int j = 0; j < Hi; ++j) {
+      float* qj = qrow + int64_t(j) * D;
+      cpu::rope_half_split(qj, rows.cos.data() + r * nf, rows.sin.data() + r * nf, nf, m.official);
+      const float q_scale = rotate_and_quantize(m, qj, D);
+      wj[size_t(j)] = w[size_t(r * Hi + j)] * head_scale * q_scale * dim_scale;
+    }
+    const SequenceCache::Layer& cl = rows.caches[size_t(rows.seg[r])]->layers[size_t(layer)];
+    const int64_t n_keys = int64_t(pos) + 1;
+    scores.resize(size_t(n_keys));
+    cpu::index_scores(qrow, wj.data(), Hi, D, cl.index_k.data(), cl.index_k_scale.data(), n_keys, scores.data());
+    selection[size_t(r)] = cpu::topk_indices(scores.data(), n_keys, c.index_topk);
+  });
+}
+
+}  // namespace ds

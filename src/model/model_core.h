@@ -1,0 +1,63 @@
+// Internal to the model layer: the loaded model state shared by deepseek_v32.cpp, mla.cpp,
+// indexer.cpp and moe.cpp, and the flattened rows of one forward step (spec/model.md 4-6).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "common/safetensors.h"
+#include "kernels/cpu/gemm.h"
+#include "model/batch.h"
+#include "model/config.h"
+#include "model/deepseek_v32.h"
+#include "model/weights.h"
+
+namespace ds {
+
+/// Everything a forward needs besides the caches.
+struct ModelCore {
+  ModelConfig cfg;
+  Checkpoint ckpt;
+  ModelWeights w;
+  bool official = true;            // Numerics::Official (D23)
+  std::vector<float> rope_freqs;   // [qk_rope_head_dim / 2], YaRN (spec 4.4)
+  float softmax_scale = 0.f;       // spec 4.5
+
+  /// GEMM options of an "FP8 linear" slot (spec 9.1): official = FP8 activations if the weight is
+  /// FP8, BF16 output; exact = FP32 in, FP32 out.
+  cpu::GemmOptions lin(const cpu::WeightView& w) const {
+    return official ? cpu::GemmOptions{w.fp8(), true} : cpu::GemmOptions{false, false};
+  }
+  /// Rounds to BF16 in official mode (the demo's BF16 stores), identity in exact mode.
+  float rnd(float x) const { return official ? round_bf16(x) : x; }
+};
+
+/// The tokens of a forward step, flattened over segments: row r belongs to segment seg[r] at
+/// absolute position pos[r]; cos/sin of the RoPE angles per row ([R, rope_dim/2] each).
+struct StepRows {
+  int64_t R = 0;
+  std::vector<int> seg;
+  std::vector<int32_t> pos;
+  std::vector<SequenceCache*> caches;  // per segment
+  std::vector<int64_t> seg_begin;      // [S + 1] row offsets
+  std::vector<float> cos, sin;         // [R, n_freq]
+};
+
+/// MLA block of layer `layer` (spec 4.3-4.8 with the indexer of spec 5): a [R, hidden] normed
+/// input -> out [R, hidden]. Appends the rows' latent, k_pe and indexer keys to the caches.
+void mla_forward(const ModelCore& m, int layer, const StepRows& rows, const float* a, float* out);
+
+/// Lightning indexer (spec 5) for all rows: appends index keys to the caches, then fills
+/// selection[r] with the selected key positions (ascending) of rows whose causal key count
+/// pos + 1 exceeds index_topk; other rows get an empty list (= every causal key, spec 5.3).
+void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const float* a, const float* qr,
+                     std::vector<std::vector<int32_t>>& selection);
+
+/// Absorbed attention of one query row (spec 4.7): q [H, nope + rope] (RoPE applied) against
+/// the layer cache entries `idx` (ascending); out [H * v_head_dim] (BF16-rounded in official mode).
+void mla_attend(const ModelCore& m, const LayerWeights& L, const float* q, const SequenceCache::Layer& cache,
+                const int32_t* idx, int n, float* out);
+
+/// FFN of a layer (dense SwiGLU or MoE, spec 6): b [R, hidden] -> out [R, hidden].
+void ffn_forward(const ModelCore& m, const LayerWeights& L, const float* b, int64_t R, float* out);
+
+}  // namespace ds
