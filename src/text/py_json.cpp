@@ -154,17 +154,26 @@ std::string py_float_repr(double x) {
   int nd = static_cast<int>(digits.size());
   if (decpt <= -4 || decpt > 16) {
     out.push_back(digits[0]);
-    if (nd > 1) out += "." + digits.substr(1);
-    out += exp10 < 0 ? "e-" : "e+";
+    if (nd > 1) {
+      out.push_back('.');
+      out.append(digits, 1, std::string::npos);
+    }
+    out.append(exp10 < 0 ? "e-" : "e+");
     int a = exp10 < 0 ? -exp10 : exp10;
     if (a < 10) out.push_back('0');
-    out += std::to_string(a);
+    out.append(std::to_string(a));
   } else if (decpt <= 0) {
-    out += "0." + std::string(static_cast<size_t>(-decpt), '0') + digits;
+    out.append("0.");
+    out.append(static_cast<size_t>(-decpt), '0');
+    out.append(digits);
   } else if (decpt >= nd) {
-    out += digits + std::string(static_cast<size_t>(decpt - nd), '0') + ".0";
+    out.append(digits);
+    out.append(static_cast<size_t>(decpt - nd), '0');
+    out.append(".0");
   } else {
-    out += digits.substr(0, decpt) + "." + digits.substr(decpt);
+    out.append(digits, 0, static_cast<size_t>(decpt));
+    out.push_back('.');
+    out.append(digits, static_cast<size_t>(decpt), std::string::npos);
   }
   return out;
 }
