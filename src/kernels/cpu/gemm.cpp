@@ -37,13 +37,14 @@ void decode_rows(const WeightView& w, int64_t r0, int64_t n, float* out, bool sc
       break;
     }
     case DType::BF16: {
+      thread_local std::vector<uint16_t> raw;
+      raw.resize(size_t(K));
       for (int64_t i = 0; i < n; ++i) {
-        const uint8_t* src = w.data + (r0 + i) * K * 2;
+        std::memcpy(raw.data(), w.data + (r0 + i) * K * 2, size_t(K) * 2);  // data may be unaligned
+        const uint16_t* src = raw.data();
         float* dst = out + i * K;
         for (int64_t k = 0; k < K; ++k) {
-          uint16_t b;
-          std::memcpy(&b, src + 2 * k, 2);
-          uint32_t u = uint32_t(b) << 16;
+          uint32_t u = uint32_t(src[k]) << 16;
           std::memcpy(dst + k, &u, 4);
         }
       }
@@ -55,6 +56,69 @@ void decode_rows(const WeightView& w, int64_t r0, int64_t n, float* out, bool sc
     default:
       throw std::invalid_argument("gemm: unsupported weight dtype " + std::string(dtype_name(w.dtype)));
   }
+}
+
+// Four dot products a·w0..a·w3 sharing the loads of a; each output uses exactly the arithmetic of
+// dot_fixed (same lanes, same tree), so results are identical to four dot_fixed calls.
+[[gnu::always_inline]] inline void dot4_fixed(const float* a, const float* w0, const float* w1, const float* w2,
+                                              const float* w3, int64_t n, float* out) {
+  float c0[16] = {}, c1[16] = {}, c2[16] = {}, c3[16] = {};
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    for (int j = 0; j < 16; ++j) {
+      const float x = a[k + j];
+      c0[j] += x * w0[k + j];
+      c1[j] += x * w1[k + j];
+      c2[j] += x * w2[k + j];
+      c3[j] += x * w3[k + j];
+    }
+  float* cs[4] = {c0, c1, c2, c3};
+  const float* ws[4] = {w0, w1, w2, w3};
+  for (int r = 0; r < 4; ++r) {
+    float* acc = cs[r];
+    float tail = 0.f;
+    for (int64_t t = k; t < n; ++t) tail += a[t] * ws[r][t];
+    for (int j = 0; j < 8; ++j) acc[j] += acc[j + 8];
+    for (int j = 0; j < 4; ++j) acc[j] += acc[j + 4];
+    acc[0] += acc[2];
+    acc[1] += acc[3];
+    out[r] = (acc[0] + acc[1]) + tail;
+  }
+}
+
+// Non-FP8 rows of one panel against all M rows of x. Compiled for AVX2 and baseline (no FMA in
+// either, so both give the same bits).
+[[gnu::target_clones("avx2", "default")]] void panel_fp32(const float* x, int64_t M, int64_t N, int64_t K,
+                                                          const float* panel, int64_t r0, int64_t nr,
+                                                          bool bf16_out, float* y) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* a = x + m * K;
+    float* ym = y + m * N + r0;
+    int64_t i = 0;
+    float o[4];
+    for (; i + 4 <= nr; i += 4) {
+      const float* p = panel + i * K;
+      dot4_fixed(a, p, p + K, p + 2 * K, p + 3 * K, K, o);
+      for (int r = 0; r < 4; ++r) ym[i + r] = bf16_out ? round_bf16(o[r]) : o[r];
+    }
+    for (; i < nr; ++i) {
+      const float* p = panel + i * K;
+      dot4_fixed(a, p, p, p, p, K, o);
+      ym[i] = bf16_out ? round_bf16(o[0]) : o[0];
+    }
+  }
+}
+
+// One 128-wide K block of the official FP8 path (16 lanes, fixed tree; no tail).
+inline float dot128(const float* a, const float* b) {
+  float acc[16] = {};
+  for (int k = 0; k < 128; k += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += a[k + j] * b[k + j];
+  for (int j = 0; j < 8; ++j) acc[j] += acc[j + 8];
+  for (int j = 0; j < 4; ++j) acc[j] += acc[j + 4];
+  acc[0] += acc[2];
+  acc[1] += acc[3];
+  return acc[0] + acc[1];
 }
 
 }  // namespace
@@ -99,9 +163,13 @@ void gemm(const float* x, int64_t M, const WeightView& w, float* y, GemmOptions 
     thread_local std::vector<float> panel;
     panel.resize(size_t(nr * K));
     decode_rows(w, r0, nr, panel.data(), !fp8_path);
+    if (!fp8_path) {
+      panel_fp32(x, M, N, K, panel.data(), r0, nr, opt.bf16_output, y);
+      return;
+    }
     for (int64_t m = 0; m < M; ++m) {
       float* ym = y + m * N + r0;
-      if (fp8_path) {
+      {
         const float* a = xq.data() + m * K;
         const float* as = xs.data() + m * kb;
         for (int64_t i = 0; i < nr; ++i) {
@@ -109,16 +177,10 @@ void gemm(const float* x, int64_t M, const WeightView& w, float* y, GemmOptions 
           const float* wr = panel.data() + i * K;
           float acc = 0.f;
           for (int64_t b = 0; b < kb; ++b) {
-            float part = dot_fixed(a + b * 128, wr + b * 128, 128);
+            float part = dot128(a + b * 128, wr + b * 128);
             acc += part * (as[b] * ws[b]);
           }
           ym[i] = opt.bf16_output ? round_bf16(acc) : acc;
-        }
-      } else {
-        const float* a = x + m * K;
-        for (int64_t i = 0; i < nr; ++i) {
-          float v = dot_fixed(a, panel.data() + i * K, K);
-          ym[i] = opt.bf16_output ? round_bf16(v) : v;
         }
       }
     }
