@@ -128,6 +128,14 @@ bool Engine::admit(std::vector<std::unique_ptr<Running>>& running) {
   const int vocab = exec_->vocab_size();
   for (auto& r : fresh) {
     const auto& ids = r->req.prompt_ids;
+    if (!ids.empty() && r->req.max_new_tokens <= 0) {  // nothing to generate (auto-truncated prompts)
+      TokenEvent ev;
+      ev.finish = FinishReason::Length;
+      ev.prompt_tokens = int(ids.size());
+      r->stream->push(ev);
+      --in_flight_;
+      continue;
+    }
     std::string err;
     if (ids.empty()) {
       err = "the prompt is empty";
@@ -143,14 +151,6 @@ bool Engine::admit(std::vector<std::unique_ptr<Running>>& running) {
     }
     if (!err.empty()) {
       fail(*r, err);
-      --in_flight_;
-      continue;
-    }
-    if (r->req.max_new_tokens <= 0) {  // nothing to generate
-      TokenEvent ev;
-      ev.finish = FinishReason::Length;
-      ev.prompt_tokens = int(ids.size());
-      r->stream->push(ev);
       --in_flight_;
       continue;
     }

@@ -1,0 +1,291 @@
+#include "server/chat_service.h"
+
+#include <chrono>
+#include <deque>
+
+#include <spdlog/spdlog.h>
+
+#include "text/encoding_dsv32.h"
+
+namespace ds {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+struct ChatSession::Choice {
+  int index = 0;
+  std::shared_ptr<RequestStream> stream;
+  IncrementalDetokenizer detok;
+  std::deque<TokenEvent> queued;  // popped by start() before streaming began
+  std::string text;               // full text so far
+  std::string unsent;             // streamed text not yet sent
+  int unsent_tokens = 0;
+  int completion_tokens = 0;
+  FinishReason finish = FinishReason::None;
+  std::optional<int32_t> matched_stop;
+  std::string error;
+  bool finish_sent = false;
+  Choice(int i, std::shared_ptr<RequestStream> s, std::shared_ptr<const Tokenizer> tok, bool skip)
+      : index(i), stream(std::move(s)), detok(std::move(tok), skip) {}
+};
+
+std::vector<int32_t> render_chat_prompt(const ServeContext& ctx, const ChatCompletionRequest& req) {
+  Dsv32EncodeOptions opts;
+  opts.thinking = req.thinking;
+  opts.tools = req.tools;
+  std::vector<PromptPiece> pieces;
+  try {
+    pieces = encode_dsv32(req.messages, opts);
+  } catch (const EncodeError& e) {
+    throw ApiError(400, e.what(), "messages");
+  }
+  if (req.assistant_prefix && !req.assistant_prefix->empty()) pieces.push_back(PromptPiece{*req.assistant_prefix, false});
+  try {
+    return ctx.tokenizer->encode_pieces(pieces);
+  } catch (const TokenizerError& e) {
+    throw ApiError(500, std::string("Internal server error: ") + e.what(), "", "internal_server_error");
+  }
+}
+
+ChatSession::ChatSession(const ServeContext& ctx, ChatCompletionRequest req)
+    : ctx_(ctx), req_(std::move(req)), id_(new_completion_id()),
+      created_(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count()) {}
+
+ChatSession::~ChatSession() { abort(); }
+
+void ChatSession::abort() {
+  for (auto& c : choices_)
+    if (c->finish == FinishReason::None) c->stream->abort();
+}
+
+std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const std::string& body) {
+  std::shared_ptr<ChatSession> s(new ChatSession(ctx, parse_chat_request(body, ctx.max_n)));
+  const ChatCompletionRequest& r = s->req_;
+  s->prompt_ids_ = render_chat_prompt(ctx, r);
+
+  // Context checks (spec/serving.md 4.6).
+  const int64_t M = ctx.context_length;
+  int64_t N = int64_t(s->prompt_ids_.size());
+  int64_t K = r.max_tokens.value_or(-1);
+  if (K > M && !ctx.allow_auto_truncate)
+    throw ApiError(400, "max_completion_tokens is too large: " + std::to_string(K) + ".This model supports at most " +
+                            std::to_string(M) + " completion tokens.", r.max_tokens_param);
+  if (N >= M) {
+    if (!ctx.allow_auto_truncate)
+      throw ApiError(400, "The input (" + std::to_string(N) + " tokens) is longer than the model's context length (" +
+                              std::to_string(M) + " tokens).", "messages");
+    spdlog::warn("request {}: input of {} tokens truncated to the context length {}", s->id_, N, M);
+    s->prompt_ids_.resize(size_t(M));
+    N = M;
+  }
+  if (K >= 0 && N + K > M) {
+    if (!ctx.allow_auto_truncate)
+      throw ApiError(400, "Requested token count exceeds the model's maximum context length of " + std::to_string(M) +
+                              " tokens. You requested a total of " + std::to_string(N + K) + " tokens: " +
+                              std::to_string(N) + " tokens from the input messages and " + std::to_string(K) +
+                              " tokens for the completion. Please reduce the number of tokens in the input messages "
+                              "or the completion to fit within the limit.", r.max_tokens_param);
+    K = M - N;
+  }
+  if (K < 0) K = M - N;
+
+  Request base;
+  base.prompt_ids = s->prompt_ids_;
+  base.sampling = ctx.defaults;
+  if (r.temperature) base.sampling.temperature = *r.temperature;
+  if (r.top_p) base.sampling.top_p = *r.top_p;
+  if (r.top_k) base.sampling.top_k = *r.top_k;
+  if (r.min_p) base.sampling.min_p = *r.min_p;
+  base.max_new_tokens = int(K);
+  base.stop_token_ids = ctx.eos_ids;
+  base.stop_token_ids.insert(base.stop_token_ids.end(), r.stop_token_ids.begin(), r.stop_token_ids.end());
+  base.ignore_eos = r.ignore_eos;
+  for (int i = 0; i < r.n; ++i) {
+    Request q = base;
+    q.id = s->id_ + (r.n > 1 ? std::string("-") + std::to_string(i) : "");
+    if (r.seed) q.sampling.seed = *r.seed + uint64_t(i);  // n choices from one seed differ
+    std::shared_ptr<RequestStream> stream;
+    try {
+      stream = ctx.engine->submit(std::move(q));
+    } catch (const std::exception& e) {
+      throw ApiError(503, std::string("The server is shutting down: ") + e.what(), "", "service_unavailable");
+    }
+    s->choices_.push_back(std::make_unique<Choice>(i, stream, ctx.tokenizer, r.skip_special_tokens));
+  }
+  if (ctx.log_requests) {
+    std::string extra;
+    if (ctx.log_requests_level >= 1)
+      extra = fmt::format(" temperature={} top_p={} top_k={} min_p={} max_new_tokens={} n={} stream={}",
+                          base.sampling.temperature, base.sampling.top_p, base.sampling.top_k, base.sampling.min_p, K,
+                          r.n, r.stream);
+    spdlog::info("request {} received: prompt_tokens={}{}", s->id_, N, extra);
+  }
+
+  // First event of every choice before any byte is sent (SGLang's newer builds do the same).
+  for (auto& c : s->choices_) {
+    std::optional<TokenEvent> ev;
+    while (!(ev = c->stream->pop(100ms))) {
+    }
+    c->queued.push_back(*ev);
+    if (ev->finish == FinishReason::Error) {
+      s->abort();
+      const bool ctx_err = ev->error.rfind("The input (", 0) == 0;
+      throw ApiError(ctx_err ? 400 : 500, ctx_err ? ev->error : std::string("Internal server error: ") + ev->error, "",
+                     ctx_err ? "invalid_request_error" : "internal_server_error");
+    }
+  }
+  return s;
+}
+
+void ChatSession::apply(Choice& c, const TokenEvent& ev) {
+  if (ev.token >= 0) {
+    std::string t = c.detok.push(ev.token);
+    c.text += t;
+    c.unsent += t;
+    ++c.unsent_tokens;
+  }
+  c.completion_tokens = std::max(c.completion_tokens, ev.completion_tokens);
+  if (ev.finished()) {
+    std::string t = c.detok.flush();
+    c.text += t;
+    c.unsent += t;
+    c.finish = ev.finish;
+    c.matched_stop = ev.matched_stop;
+    c.error = ev.error;
+  }
+}
+
+bool ChatSession::pump(bool wait) {
+  bool any = false;
+  Choice* first_open = nullptr;
+  for (auto& c : choices_) {
+    while (!c->queued.empty()) {
+      apply(*c, c->queued.front());
+      c->queued.pop_front();
+      any = true;
+    }
+    if (c->finish != FinishReason::None) continue;
+    for (const TokenEvent& ev : c->stream->drain()) {
+      apply(*c, ev);
+      any = true;
+    }
+    if (!first_open && c->finish == FinishReason::None) first_open = c.get();
+  }
+  if (!any && wait && first_open) {
+    if (auto ev = first_open->stream->pop(50ms)) {
+      apply(*first_open, *ev);
+      any = true;
+    }
+  }
+  return any;
+}
+
+json ChatSession::usage() const {
+  int completion = 0;
+  for (const auto& c : choices_) completion += c->completion_tokens;
+  int prompt = int(prompt_ids_.size());
+  return json{{"prompt_tokens", prompt},
+              {"completion_tokens", completion},
+              {"total_tokens", prompt + completion},
+              {"prompt_tokens_details", nullptr},
+              {"reasoning_tokens", 0}};
+}
+
+json ChatSession::chunk(json choices) const {
+  return json{{"id", id_}, {"object", "chat.completion.chunk"}, {"created", created_}, {"model", req_.model},
+              {"choices", std::move(choices)}, {"usage", nullptr}};
+}
+
+namespace {
+json matched(const std::optional<int32_t>& m) { return m ? json(*m) : json(nullptr); }
+void sse(std::string& out, const json& j) {
+  out += "data: ";
+  out += j.dump(-1, ' ', false, json::error_handler_t::replace);
+  out += "\n\n";
+}
+}  // namespace
+
+void ChatSession::log_finish() const {
+  if (!ctx_.log_requests) return;
+  for (const auto& c : choices_) {
+    std::string io;
+    if (ctx_.log_requests_level >= 3) io = std::string(" output=") + json(c->text).dump(-1, ' ', false, json::error_handler_t::replace);
+    else if (ctx_.log_requests_level == 2) io = std::string(" output=") + json(c->text.substr(0, 200)).dump(-1, ' ', false, json::error_handler_t::replace);
+    spdlog::info("request {} choice {} finished: {} completion_tokens={}{}", id_, c->index,
+                 finish_reason_name(c->finish), c->completion_tokens, io);
+  }
+}
+
+bool ChatSession::poll_complete(std::string& out) {
+  pump(true);
+  for (const auto& c : choices_)
+    if (c->finish == FinishReason::None) return false;
+  log_finish();
+  for (const auto& c : choices_)
+    if (c->finish == FinishReason::Error) {  // headers are out already: the body carries the error
+      out = error_body(ApiError(500, std::string("Internal server error: ") + c->error, "", "internal_server_error")).dump();
+      return true;
+    }
+  json cs = json::array();
+  for (const auto& c : choices_) {
+    cs.push_back({{"index", c->index},
+                  {"message", {{"role", "assistant"}, {"content", c->text}, {"reasoning_content", nullptr}, {"tool_calls", nullptr}}},
+                  {"logprobs", nullptr},
+                  {"finish_reason", finish_reason_name(c->finish)},
+                  {"matched_stop", matched(c->matched_stop)}});
+  }
+  json body = {{"id", id_}, {"object", "chat.completion"}, {"created", created_}, {"model", req_.model},
+               {"choices", cs}, {"usage", usage()}, {"metadata", {{"weight_version", "default"}}}};
+  out = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return true;
+}
+
+bool ChatSession::next_stream(std::string& out) {
+  if (done_sent_) return false;
+  if (!role_sent_) {
+    for (const auto& c : choices_)
+      sse(out, chunk(json::array({{{"index", c->index}, {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                   {"logprobs", nullptr}, {"finish_reason", nullptr}, {"matched_stop", nullptr}}})));
+    role_sent_ = true;
+  }
+  pump(true);
+  bool all_done = true;
+  for (auto& c : choices_) {
+    if (c->finish_sent) continue;
+    const bool finished = c->finish != FinishReason::None;
+    if (c->finish == FinishReason::Error) {
+      sse(out, error_body(ApiError(500, std::string("Internal server error: ") + c->error, "", "internal_server_error")));
+      c->finish_sent = true;
+      continue;
+    }
+    if (!c->unsent.empty() && (finished || c->unsent_tokens >= ctx_.stream_interval)) {
+      json ch = chunk(json::array({{{"index", c->index}, {"delta", {{"content", c->unsent}}}, {"logprobs", nullptr},
+                                    {"finish_reason", nullptr}, {"matched_stop", nullptr}}}));
+      if (req_.continuous_usage_stats) ch["usage"] = usage();
+      sse(out, ch);
+      c->unsent.clear();
+      c->unsent_tokens = 0;
+    }
+    if (finished) {
+      sse(out, chunk(json::array({{{"index", c->index}, {"delta", json::object()}, {"logprobs", nullptr},
+                                   {"finish_reason", finish_reason_name(c->finish)},
+                                   {"matched_stop", matched(c->matched_stop)}}})));
+      c->finish_sent = true;
+    } else {
+      all_done = false;
+    }
+  }
+  if (all_done) {
+    log_finish();
+    if (req_.include_usage) {
+      json u = chunk(json::array());
+      u["usage"] = usage();
+      sse(out, u);
+    }
+    out += "data: [DONE]\n\n";
+    done_sent_ = true;
+  }
+  return true;
+}
+
+}  // namespace ds

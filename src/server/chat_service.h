@@ -1,0 +1,72 @@
+// One chat completion in flight, independent of the HTTP library: validate -> render (DSV32
+// encoder) -> tokenize -> submit n engine requests -> turn TokenEvents into the OpenAI response or
+// SSE chunks (spec/serving.md 4.3, 4.4).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "server/openai_protocol.h"
+#include "text/tokenizer.h"
+
+namespace ds {
+
+/// Everything a request needs from the running server. Immutable while serving.
+struct ServeContext {
+  std::shared_ptr<const Tokenizer> tokenizer;
+  Engine* engine = nullptr;
+  std::string served_model_name;
+  int context_length = 0;
+  std::vector<int32_t> eos_ids;  // end generation with finish_reason "stop"
+  SamplingParams defaults;       // --sampling-defaults (request values win)
+  bool allow_auto_truncate = false;
+  bool log_requests = false;
+  int log_requests_level = 2;
+  int stream_interval = 1;
+  int max_n = 64;
+};
+
+/// Prompt token ids for a validated request (encoder + tokenizer); ApiError 400 on EncodeError.
+std::vector<int32_t> render_chat_prompt(const ServeContext& ctx, const ChatCompletionRequest& req);
+
+class ChatSession {
+ public:
+  /// Parses, renders, checks the context length (SGLang's messages, spec 4.6), submits `n` engine
+  /// requests, and waits for each choice's first event so that failures at admission or prefill
+  /// are an HTTP error (not a 200 body). Throws ApiError.
+  static std::shared_ptr<ChatSession> start(const ServeContext& ctx, const std::string& body);
+  ~ChatSession();
+
+  bool streaming() const { return req_.stream; }
+  /// Streaming: appends the next SSE bytes to `out` (waits up to ~50 ms for engine output).
+  /// Returns false once the stream is complete (`data: [DONE]` appended).
+  bool next_stream(std::string& out);
+  /// Non-streaming: waits up to ~50 ms; returns true with the complete JSON body in `out`.
+  bool poll_complete(std::string& out);
+  /// The client is gone: abort every choice (the engine drops them at its next step).
+  void abort();
+
+  const std::string& id() const { return id_; }
+  int prompt_tokens() const { return int(prompt_ids_.size()); }
+
+ private:
+  struct Choice;
+  ChatSession(const ServeContext& ctx, ChatCompletionRequest req);
+  bool pump(bool wait);  // moves engine events into choices; true if any arrived
+  void apply(Choice& c, const TokenEvent& ev);
+  nlohmann::json chunk(nlohmann::json choices) const;
+  nlohmann::json usage() const;
+  void log_finish() const;
+
+  const ServeContext& ctx_;
+  ChatCompletionRequest req_;
+  std::string id_;
+  int64_t created_ = 0;
+  std::vector<int32_t> prompt_ids_;
+  std::vector<std::unique_ptr<Choice>> choices_;
+  bool role_sent_ = false;
+  bool done_sent_ = false;
+};
+
+}  // namespace ds

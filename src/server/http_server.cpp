@@ -1,0 +1,204 @@
+#include "server/http_server.h"
+
+#include <atomic>
+#include <chrono>
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+namespace ds {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr size_t kMaxPayload = size_t(16) << 20;  // D21
+constexpr int kThreadHeadroom = 16;               // HTTP threads beyond --max-running-requests (keep-alive, /health)
+constexpr auto kHeartbeat = 200ms;                // non-streaming: whitespace so a closed socket is noticed
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(error_body(e).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+}  // namespace
+
+struct HttpServer::Impl {
+  const ServeContext& ctx;
+  ServerArgs args;
+  httplib::Server svr;
+  int64_t created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::atomic<bool> stopping{false};
+
+  Impl(const ServeContext& c, const ServerArgs& a) : ctx(c), args(a) {}
+
+  bool authorized(const httplib::Request& req, httplib::Response& res) const {
+    if (args.api_key.empty()) return true;
+    if (req.get_header_value("Authorization") == "Bearer " + args.api_key) return true;
+    send_error(res, ApiError(401, "Incorrect API key provided.", "", "invalid_request_error", "invalid_api_key"));
+    return false;
+  }
+
+  json model_card() const {
+    return json{{"id", ctx.served_model_name}, {"object", "model"}, {"created", created}, {"owned_by", "deepserve"},
+                {"root", ctx.served_model_name}, {"parent", nullptr}, {"max_model_len", ctx.context_length}};
+  }
+
+  void chat(const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    std::string ct = req.get_header_value("Content-Type");
+    if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
+      send_error(res, ApiError(400, "Unsupported Media Type: Only 'application/json' is allowed"));
+      return;
+    }
+    std::shared_ptr<ChatSession> s;
+    try {
+      s = ChatSession::start(ctx, req.body);
+    } catch (const ApiError& e) {
+      if (e.status >= 500) spdlog::error("chat completion failed: {}", e.what());
+      else spdlog::debug("chat completion rejected ({}): {}", e.status, e.what());
+      send_error(res, e);
+      return;
+    }
+    auto release = [s](bool) { s->abort(); };  // no-op when finished; aborts on a broken connection
+    if (s->streaming()) {
+      res.set_header("Cache-Control", "no-cache");
+      res.set_chunked_content_provider(
+          "text/event-stream",
+          [s](size_t, httplib::DataSink& sink) {
+            std::string out;
+            bool more = s->next_stream(out);
+            if (!out.empty() && !sink.write(out.data(), out.size())) {
+              s->abort();
+              return false;
+            }
+            if (!more) {
+              sink.done();
+              return true;
+            }
+            if (!sink.is_writable()) {
+              s->abort();
+              return false;
+            }
+            return true;
+          },
+          release);
+    } else {
+      auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+      res.set_chunked_content_provider(
+          "application/json",
+          [s, last_write](size_t, httplib::DataSink& sink) {
+            std::string out;
+            if (s->poll_complete(out)) {
+              bool ok = sink.write(out.data(), out.size());
+              if (ok) sink.done();
+              return ok;
+            }
+            auto now = std::chrono::steady_clock::now();
+            if (now - *last_write >= kHeartbeat) {  // JSON allows leading whitespace
+              *last_write = now;
+              if (!sink.write(" ", 1)) {
+                s->abort();
+                return false;
+              }
+            }
+            if (!sink.is_writable()) {
+              s->abort();
+              return false;
+            }
+            return true;
+          },
+          release);
+    }
+  }
+
+  void health(httplib::Response& res) {
+    if (stopping.load()) {
+      res.status = 503;
+      return;
+    }
+    Request r;  // SGLang's health check: a 1-token greedy generation from input_ids [0]
+    r.id = "health";
+    r.prompt_ids = {0};
+    r.sampling.temperature = 0.0f;
+    r.max_new_tokens = 1;
+    try {
+      auto stream = ctx.engine->submit(std::move(r));
+      auto ev = stream->pop(20s);
+      if (!ev) stream->abort();
+      res.status = (ev && ev->finish != FinishReason::Error && ev->finish != FinishReason::Abort) ? 200 : 503;
+    } catch (const std::exception&) {
+      res.status = 503;
+    }
+  }
+
+  void routes() {
+    svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { chat(req, res); });
+    svr.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
+      res.set_content(json{{"object", "list"}, {"data", json::array({model_card()})}}.dump(), "application/json");
+    });
+    svr.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
+      std::string name = req.matches[1];
+      if (name != ctx.served_model_name) {
+        send_error(res, ApiError(404, "The model '" + name + "' does not exist", "model", "invalid_request_error", "model_not_found"));
+        return;
+      }
+      res.set_content(model_card().dump(), "application/json");
+    });
+    svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) { health(res); });
+    svr.Get("/health_generate", [this](const httplib::Request&, httplib::Response& res) { health(res); });
+    svr.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty() || res.status != 404) return httplib::Server::HandlerResponse::Unhandled;
+      send_error(res, ApiError(404, "Not found: " + req.method + " " + req.path, "", "invalid_request_error", "not_found"));
+      return httplib::Server::HandlerResponse::Handled;
+    }));
+    svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      std::string msg = "unknown error";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        msg = e.what();
+      } catch (...) {
+      }
+      spdlog::error("unhandled exception in a handler: {}", msg);
+      send_error(res, ApiError(500, "Internal server error: " + msg, "", "internal_server_error"));
+    });
+    svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+      spdlog::debug("{} {} -> {}", req.method, req.path, res.status);
+    });
+  }
+};
+
+HttpServer::HttpServer(const ServeContext& ctx, const ServerArgs& args) : impl_(std::make_unique<Impl>(ctx, args)) {
+  const int threads = args.max_running_requests + kThreadHeadroom;
+  impl_->svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  impl_->svr.set_payload_max_length(kMaxPayload);
+  impl_->svr.set_read_timeout(60, 0);
+  impl_->svr.set_write_timeout(60, 0);
+  impl_->svr.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
+  impl_->routes();
+}
+
+HttpServer::~HttpServer() = default;
+
+int HttpServer::bind() {
+  int port = impl_->args.port;
+  if (port == 0) {
+    port = impl_->svr.bind_to_any_port(impl_->args.host);
+    if (port < 0) throw std::runtime_error("cannot bind " + impl_->args.host + " on any port");
+  } else if (!impl_->svr.bind_to_port(impl_->args.host, port)) {
+    throw std::runtime_error("cannot bind " + impl_->args.host + ":" + std::to_string(port) +
+                             " (--host/--port; is the port in use?)");
+  }
+  return port;
+}
+
+void HttpServer::listen() { impl_->svr.listen_after_bind(); }
+
+void HttpServer::stop() {
+  impl_->stopping.store(true);
+  impl_->svr.stop();
+}
+
+}  // namespace ds

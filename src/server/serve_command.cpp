@@ -1,0 +1,185 @@
+// `deepserve serve`: parse SGLang's flags, load the model (or make the embedded tiny one), start
+// the engine thread and the HTTP server, stop gracefully on SIGINT/SIGTERM.
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "engine/engine.h"
+#include "model/config.h"
+#include "model/deepseek_v32.h"
+#include "server/http_server.h"
+#include "server/server_args.h"
+#include "tools/commands.h"
+#include "tools/make_model.h"
+
+namespace ds {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kDefaultModelName = "deepseek-v3.2-tiny";
+constexpr const char* kCompleteMarker = ".deepserve-complete";
+
+/// Cache root (docs/decisions.md P5): $DEEPSERVE_CACHE_DIR, else $XDG_CACHE_HOME/deepserve, else
+/// ~/.cache/deepserve.
+fs::path cache_root() {
+  if (const char* d = std::getenv("DEEPSERVE_CACHE_DIR"); d && *d) return d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "deepserve";
+  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "deepserve";
+  throw std::runtime_error("no cache directory: set DEEPSERVE_CACHE_DIR (or HOME), or pass --model-path");
+}
+
+/// The embedded default: `tiny` made once into <cache>/tiny-v1 (written to a temporary sibling and
+/// renamed, so a half-written directory is never served).
+std::string ensure_default_model() {
+  fs::path dir = cache_root() / "tiny-v1";
+  if (fs::exists(dir / kCompleteMarker)) return dir.string();
+  fs::create_directories(dir.parent_path());
+  fs::path tmp = dir.parent_path() / ("tiny-v1.tmp-" + std::to_string(::getpid()));
+  spdlog::info("making the embedded tiny model in {} (once)", dir.string());
+  fs::remove_all(tmp);
+  make_model("tiny", tmp.string());
+  std::ofstream(tmp / kCompleteMarker) << "tiny\n";
+  std::error_code ec;
+  fs::remove_all(dir, ec);  // an incomplete earlier attempt
+  fs::rename(tmp, dir, ec);
+  if (ec && !fs::exists(dir / kCompleteMarker))
+    throw std::runtime_error("cannot move " + tmp.string() + " to " + dir.string() + ": " + ec.message());
+  fs::remove_all(tmp, ec);
+  return dir.string();
+}
+
+/// --sampling-defaults model: temperature/top_p/top_k from generation_config.json when present.
+SamplingParams sampling_defaults(const ServerArgs& a, const std::string& dir, std::vector<int32_t>& eos) {
+  SamplingParams p;
+  fs::path gc = fs::path(dir) / "generation_config.json";
+  if (!fs::exists(gc)) return p;
+  nlohmann::json j;
+  try {
+    std::ifstream in(gc);
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(gc.string() + ": invalid JSON: " + e.what());
+  }
+  if (j.contains("eos_token_id")) {
+    const auto& e = j["eos_token_id"];
+    if (e.is_number_integer()) eos.push_back(e.get<int32_t>());
+    if (e.is_array())
+      for (const auto& v : e)
+        if (v.is_number_integer()) eos.push_back(v.get<int32_t>());
+  }
+  if (a.sampling_defaults != "model") return p;
+  if (j.contains("temperature") && j["temperature"].is_number()) p.temperature = j["temperature"].get<float>();
+  if (j.contains("top_p") && j["top_p"].is_number()) p.top_p = j["top_p"].get<float>();
+  if (j.contains("top_k") && j["top_k"].is_number_integer()) p.top_k = j["top_k"].get<int>();
+  return p;
+}
+
+int run(const ServerArgs& args) {
+  std::string model_dir = args.model_path.empty() ? ensure_default_model() : args.model_path;
+  std::string served = !args.served_model_name.empty() ? args.served_model_name
+                       : args.model_path.empty()       ? std::string(kDefaultModelName)
+                                                       : args.model_path;
+  std::string tok_path = args.tokenizer_path.empty() ? model_dir : args.tokenizer_path;
+  auto tokenizer = fs::is_directory(tok_path) ? Tokenizer::for_model_dir(tok_path) : Tokenizer::load(tok_path);
+
+  spdlog::info("loading {} (numerics {})", model_dir, args.numerics);
+  std::shared_ptr<DeepseekV32> model = DeepseekV32::load(model_dir, parse_numerics(args.numerics));
+  const ModelConfig& cfg = model->config();
+  int ctx_len = cfg.max_position_embeddings;
+  if (args.context_length > 0) {
+    if (args.context_length > cfg.max_position_embeddings)
+      throw std::runtime_error("--context-length " + std::to_string(args.context_length) +
+                               " exceeds the model's max_position_embeddings " + std::to_string(cfg.max_position_embeddings));
+    ctx_len = args.context_length;
+  }
+
+  ServeContext ctx;
+  ctx.tokenizer = tokenizer;
+  ctx.served_model_name = served;
+  ctx.context_length = ctx_len;
+  ctx.eos_ids = {cfg.eos_token_id};
+  ctx.defaults = sampling_defaults(args, model_dir, ctx.eos_ids);
+  ctx.allow_auto_truncate = args.allow_auto_truncate;
+  ctx.log_requests = args.log_requests;
+  ctx.log_requests_level = args.log_requests_level;
+  ctx.stream_interval = args.stream_interval;
+  ctx.max_n = args.max_running_requests;
+
+  Engine engine(make_deepseek_executor(model), EngineOptions{ctx_len, args.max_running_requests});
+  ctx.engine = &engine;
+  engine.start();
+
+  HttpServer http(ctx, args);
+  int port = http.bind();
+
+  // Signals are blocked in every thread (set in serve_command); this one waits for them.
+  std::thread sig_thread([&] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);  // internal wake-up when the server stops by itself
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (sig != SIGUSR1) spdlog::info("signal {} received: stopping", sig);
+    engine.stop();  // in-flight requests end with finish_reason "abort"
+    http.stop();
+  });
+
+  std::printf("deepserve: serving %s on http://%s:%d\n", served.c_str(), args.host.c_str(), port);
+  std::fflush(stdout);
+  spdlog::info("listening on http://{}:{} (model {}, context length {})", args.host, port, served, ctx_len);
+  http.listen();
+  pthread_kill(sig_thread.native_handle(), SIGUSR1);
+  sig_thread.join();
+  engine.stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int serve_command(int argc, char** argv) {
+  ServerArgs args;
+  try {
+    args = parse_server_args(argc, argv);
+  } catch (const ArgsError& e) {
+    std::fprintf(stderr, "deepserve serve: %s\n", e.what());
+    return 2;
+  }
+  if (args.help_requested) {
+    std::fputs(args.help.c_str(), stdout);
+    return 0;
+  }
+  spdlog::set_level(spdlog::level::from_str(args.log_level == "warning" ? "warn" : args.log_level));
+  for (const auto& n : args.notes) spdlog::info("{}", n);
+
+  // Block SIGINT/SIGTERM/SIGUSR1 before any thread starts; ignore SIGPIPE (closed client sockets).
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  try {
+    return run(args);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    std::fprintf(stderr, "deepserve serve: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace ds

@@ -1,0 +1,220 @@
+#include "server/server_args.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+
+#include <CLI/CLI.hpp>
+
+namespace ds {
+
+namespace {
+using K = FlagKind;
+using E = FlagEffect;
+}  // namespace
+
+const std::vector<FlagSpec>& serve_flag_table() {
+  static const std::vector<FlagSpec> table = {
+      // Model and tokenizer.
+      {"--model-path,--model", K::Value, "", E::Checked, "model directory (HF layout); omitted: the embedded tiny model. Hub ids are refused (download first)"},
+      {"--tokenizer-path", K::Value, "", E::Honoured, "directory or tokenizer.json (default: the model directory)"},
+      {"--trust-remote-code", K::Switch, "false", E::NoEffect, "deepserve never runs code from a checkpoint"},
+      {"--served-model-name", K::Value, "", E::Honoured, "name listed by /v1/models (default: the model path)"},
+      {"--context-length", K::Value, "", E::Honoured, "max prompt + completion tokens (default: config.json max_position_embeddings)"},
+      {"--chat-template", K::Value, "", E::Checked, "refused: prompts are rendered by DeepSeek's V3.2 encoder; Jinja templates are not supported"},
+      {"--sampling-defaults", K::Value, "model", E::Checked, "model (generation_config.json) | openai"},
+      // HTTP.
+      {"--host", K::Value, "127.0.0.1", E::Honoured, "bind address"},
+      {"--port", K::Value, "30000", E::Honoured, "bind port (0: any free port)"},
+      {"--api-key", K::Value, "", E::Honoured, "require 'Authorization: Bearer <key>' on /v1 routes"},
+      {"--enable-metrics", K::Switch, "false", E::NoEffect, "the Prometheus /metrics route is not implemented yet"},
+      {"--enable-cache-report", K::Switch, "false", E::NoEffect, "there is no prefix cache yet, so cached_tokens is always 0"},
+      {"--log-level", K::Value, "info", E::Checked, "trace | debug | info | warning | error | critical"},
+      {"--log-requests", K::Switch, "false", E::Honoured, "log one line per request"},
+      {"--log-requests-level", K::Value, "2", E::Checked, "0 metadata, 1 +sampling params, 2 +partial IO, 3 full IO"},
+      {"--stream-interval", K::Value, "1", E::Honoured, "tokens per streamed chunk"},
+      {"--allow-auto-truncate", K::Switch, "false", E::Honoured, "truncate prompts / max_tokens that exceed the context instead of a 400"},
+      // Parsers.
+      {"--reasoning-parser", K::Value, "", E::Checked, "deepseek-v3 (accepted; reasoning is not split out yet)"},
+      {"--tool-call-parser", K::Value, "", E::Checked, "deepseekv32 (accepted; tool calls are not parsed yet); deepseekv31 refused"},
+      // Device and numerics (deepserve's own).
+      {"--device", K::Value, "cpu", E::Checked, "cpu (CUDA is not built yet)"},
+      {"--numerics", K::Value, "official", E::Checked, "official | exact (D23)"},
+      // Parallelism.
+      {"--tp,--tp-size", K::Value, "1", E::Checked, "tensor parallel size; only 1"},
+      {"--dp,--dp-size", K::Value, "1", E::Checked, "data parallel size; only 1"},
+      {"--ep,--ep-size", K::Value, "1", E::Checked, "expert parallel size; only 1"},
+      {"--pp,--pp-size", K::Value, "1", E::Checked, "pipeline parallel size; only 1"},
+      {"--enable-dp-attention", K::Switch, "false", E::NoEffect, "dp is 1, which turns DP attention off (as SGLang does)"},
+      {"--moe-a2a-backend", K::Value, "none", E::NoEffect, "one device: no all-to-all"},
+      {"--nnodes", K::Value, "1", E::Checked, "number of nodes; only 1"},
+      {"--node-rank", K::Value, "0", E::NoEffect, "single node"},
+      {"--dist-init-addr,--nccl-init-addr,--nccl-init", K::Value, "", E::NoEffect, "single node: no distributed init"},
+      {"--pp-async-batch-depth", K::Value, "0", E::NoEffect, "no pipeline parallelism"},
+      {"--enable-nsa-prefill-context-parallel,--enable-dsa-prefill-context-parallel", K::Switch, "false", E::NoEffect, "one device: no context parallelism"},
+      {"--nsa-prefill-cp-mode,--dsa-prefill-cp-mode", K::Value, "", E::NoEffect, "one device: no context parallelism"},
+      {"--disaggregation-mode", K::Value, "null", E::Checked, "null only (no prefill/decode disaggregation)"},
+      // Memory, batching, kernels.
+      {"--page-size", K::Value, "1", E::NoEffect, "the CPU backend keeps one contiguous cache per request"},
+      {"--mem-fraction-static", K::Value, "", E::NoEffect, "no device memory pool on the CPU backend"},
+      {"--max-running-requests", K::Value, "64", E::Honoured, "cap on requests in one batch (later ones wait)"},
+      {"--max-total-tokens", K::Value, "", E::NoEffect, "no KV pool yet; each request is bounded by --context-length"},
+      {"--chunked-prefill-size", K::Value, "", E::NoEffect, "prompts are prefilled as one segment"},
+      {"--max-prefill-tokens", K::Value, "16384", E::NoEffect, "prompts are prefilled as one segment"},
+      {"--cuda-graph-max-bs", K::Value, "", E::NoEffect, "no CUDA graphs on the CPU backend"},
+      {"--cuda-graph-bs", K::Value, "", E::NoEffect, "no CUDA graphs on the CPU backend"},
+      {"--kv-cache-dtype", K::Value, "auto", E::Checked, "auto | bf16 | bfloat16 | fp8_e4m3 (the CPU cache format follows --numerics)"},
+      {"--attention-backend", K::Value, "auto", E::Checked, "auto | nsa | dsa (the CPU backend runs DSA attention)"},
+      {"--nsa-prefill-backend,--dsa-prefill-backend", K::Value, "", E::NoEffect, "CUDA kernel choice; the CPU backend has one implementation"},
+      {"--nsa-decode-backend,--dsa-decode-backend", K::Value, "", E::NoEffect, "CUDA kernel choice; the CPU backend has one implementation"},
+      {"--schedule-policy", K::Value, "fcfs", E::Checked, "fcfs only"},
+      {"--watchdog-timeout", K::Value, "300", E::NoEffect, "no watchdog yet"},
+      // Speculative decoding (MTP).
+      {"--speculative-algorithm", K::Value, "", E::Checked, "refused: MTP/EAGLE speculative decoding is not implemented yet"},
+      {"--speculative-num-steps", K::Value, "", E::NoEffect, "no speculative decoding"},
+      {"--speculative-eagle-topk", K::Value, "", E::NoEffect, "no speculative decoding"},
+      {"--speculative-num-draft-tokens", K::Value, "", E::NoEffect, "no speculative decoding"},
+  };
+  return table;
+}
+
+namespace {
+
+std::string first_name(const char* names) {
+  std::string s(names);
+  return s.substr(0, s.find(','));
+}
+
+int to_int(const std::string& flag, const std::string& v, int lo, int hi) {
+  char* end = nullptr;
+  errno = 0;
+  long x = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno != 0 || x < lo || x > hi)
+    throw ArgsError(flag + " " + v + ": expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return int(x);
+}
+
+void one_of(const std::string& flag, const std::string& v, std::initializer_list<const char*> ok, const std::string& what) {
+  for (const char* o : ok)
+    if (v == o) return;
+  throw ArgsError(flag + " " + v + ": not supported; " + what);
+}
+
+}  // namespace
+
+ServerArgs parse_server_args(int argc, const char* const* argv) {
+  const auto& table = serve_flag_table();
+  CLI::App app{"deepserve serve: OpenAI-compatible server for DeepSeek-V3.2 (SGLang's flags)", "deepserve serve"};
+  std::vector<std::string> vals(table.size());
+  std::vector<bool> sw(table.size(), false);
+  std::vector<CLI::Option*> opts(table.size());
+  for (size_t i = 0; i < table.size(); ++i) {
+    const FlagSpec& f = table[i];
+    std::string help = f.help;
+    if (f.effect == FlagEffect::NoEffect) help = "accepted without effect: " + help;
+    if (f.kind == FlagKind::Switch) {
+      opts[i] = app.add_flag_function(f.names, [&sw, i](int64_t) { sw[i] = true; }, help);
+    } else {
+      vals[i] = f.default_value;
+      opts[i] = app.add_option(f.names, vals[i], help);
+      if (*f.default_value) opts[i]->default_str(f.default_value);
+    }
+  }
+  // Numerics switch is ours; --help lists everything.
+  ServerArgs a;
+  try {
+    app.parse(argc, const_cast<char**>(argv));
+  } catch (const CLI::CallForHelp&) {
+    a.help_requested = true;
+    a.help = app.help();
+    return a;
+  } catch (const CLI::ParseError& e) {
+    throw ArgsError(e.what());
+  }
+
+  std::map<std::string, size_t> idx;
+  for (size_t i = 0; i < table.size(); ++i) idx[first_name(table[i].names)] = i;
+  auto given = [&](const char* n) { return opts[idx.at(n)]->count() > 0; };
+  auto val = [&](const char* n) -> const std::string& { return vals[idx.at(n)]; };
+  auto on = [&](const char* n) { return bool(sw[idx.at(n)]); };
+
+  // Accepted-without-effect flags: one line each, when given.
+  for (size_t i = 0; i < table.size(); ++i)
+    if (table[i].effect == FlagEffect::NoEffect && opts[i]->count() > 0)
+      a.notes.push_back(first_name(table[i].names) + " accepted without effect: " + table[i].help);
+
+  // Model.
+  if (given("--model-path")) {
+    a.model_path = val("--model-path");
+    std::error_code ec;
+    if (!std::filesystem::is_directory(a.model_path, ec))
+      throw ArgsError("--model-path " + a.model_path +
+                      ": not a directory; deepserve loads local checkpoints only (download the model "
+                      "first), or omit --model-path to serve the embedded tiny model");
+  }
+  a.tokenizer_path = val("--tokenizer-path");
+  a.served_model_name = val("--served-model-name");
+  if (given("--context-length")) a.context_length = to_int("--context-length", val("--context-length"), 2, 1 << 30);
+  if (given("--chat-template"))
+    throw ArgsError("--chat-template " + val("--chat-template") +
+                    ": not supported; deepserve renders prompts with DeepSeek's V3.2 encoder (omit --chat-template)");
+  a.sampling_defaults = val("--sampling-defaults");
+  one_of("--sampling-defaults", a.sampling_defaults, {"model", "openai"}, "supported: model, openai");
+
+  // HTTP and logging.
+  a.host = val("--host");
+  a.port = to_int("--port", val("--port"), 0, 65535);
+  a.api_key = val("--api-key");
+  a.enable_metrics = on("--enable-metrics");
+  a.log_level = val("--log-level");
+  if (a.log_level == "warn") a.log_level = "warning";
+  one_of("--log-level", a.log_level, {"trace", "debug", "info", "warning", "error", "critical"},
+         "supported: trace, debug, info, warning, error, critical");
+  a.log_requests = on("--log-requests");
+  a.log_requests_level = to_int("--log-requests-level", val("--log-requests-level"), 0, 3);
+  a.stream_interval = to_int("--stream-interval", val("--stream-interval"), 1, 1 << 20);
+  a.allow_auto_truncate = on("--allow-auto-truncate");
+  a.max_running_requests = to_int("--max-running-requests", val("--max-running-requests"), 1, 4096);
+
+  // Parsers.
+  a.reasoning_parser = val("--reasoning-parser");
+  if (!a.reasoning_parser.empty()) {
+    one_of("--reasoning-parser", a.reasoning_parser, {"deepseek-v3"}, "supported: deepseek-v3");
+    a.notes.push_back("--reasoning-parser deepseek-v3 accepted without effect: reasoning is returned inside content for now");
+  }
+  a.tool_call_parser = val("--tool-call-parser");
+  if (!a.tool_call_parser.empty()) {
+    one_of("--tool-call-parser", a.tool_call_parser, {"deepseekv32"},
+           "supported: deepseekv32 (the V3.1 format encoder is not available yet)");
+    a.notes.push_back("--tool-call-parser deepseekv32 accepted without effect: tool calls are returned as content for now");
+  }
+
+  // Device, numerics, parallelism.
+  a.device = val("--device");
+  one_of("--device", a.device, {"cpu"}, "supported: cpu (the CUDA backend is not built yet)");
+  a.numerics = val("--numerics");
+  one_of("--numerics", a.numerics, {"official", "exact"}, "supported: official, exact");
+  for (const char* f : {"--tp", "--dp", "--ep", "--pp"}) {
+    int n = to_int(f, val(f), 1, 1 << 16);
+    if (n != 1)
+      throw ArgsError(std::string(f) + " " + val(f) + ": not supported; deepserve runs on one device (" + f + " 1)");
+  }
+  if (to_int("--nnodes", val("--nnodes"), 1, 1 << 16) != 1)
+    throw ArgsError("--nnodes " + val("--nnodes") + ": not supported; deepserve runs on one node (--nnodes 1)");
+  one_of("--disaggregation-mode", val("--disaggregation-mode"), {"null", ""}, "supported: null (no PD disaggregation)");
+  one_of("--kv-cache-dtype", val("--kv-cache-dtype"), {"auto", "bf16", "bfloat16", "fp8_e4m3"},
+         "supported for DSA models: auto, bf16, bfloat16, fp8_e4m3");
+  if (given("--kv-cache-dtype"))
+    a.notes.push_back("--kv-cache-dtype accepted without effect: the CPU cache format follows --numerics");
+  one_of("--attention-backend", val("--attention-backend"), {"auto", "nsa", "dsa"}, "supported: auto, nsa, dsa");
+  if (given("--attention-backend"))
+    a.notes.push_back("--attention-backend accepted without effect: the CPU backend has one DSA implementation");
+  one_of("--schedule-policy", val("--schedule-policy"), {"fcfs"}, "supported: fcfs");
+  if (given("--speculative-algorithm"))
+    throw ArgsError("--speculative-algorithm " + val("--speculative-algorithm") +
+                    ": not supported; speculative decoding (MTP/EAGLE) is not implemented yet (omit the flag)");
+  return a;
+}
+
+}  // namespace ds

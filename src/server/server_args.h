@@ -1,0 +1,69 @@
+// `deepserve serve` flags: SGLang's launch_server flags from ONE table (D2; spec/serving.md 5).
+#pragma once
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ds {
+
+/// A flag value deepserve refuses (message names the flag and what is supported) or a parse error.
+struct ArgsError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// What deepserve does with a flag. Honoured: used. NoEffect: accepted, logs one line when given.
+/// Checked: some values honoured or accepted, others refused (rule in server_args.cpp).
+enum class FlagEffect { Honoured, NoEffect, Checked };
+
+/// Kind of value: a string/number option, or a boolean switch.
+enum class FlagKind { Value, Switch };
+
+/// One row of the flag table: CLI11 names ("--tp,--tp-size"), kind, default shown in --help,
+/// effect, and help (for NoEffect rows: the reason it has no effect).
+struct FlagSpec {
+  const char* names;
+  FlagKind kind;
+  const char* default_value;
+  FlagEffect effect;
+  const char* help;
+};
+
+/// The table (every flag of spec/serving.md section 5 and of the seed's serve commands).
+const std::vector<FlagSpec>& serve_flag_table();
+
+/// Parsed and validated serve options. Empty optional/string = not given.
+struct ServerArgs {
+  std::string model_path;      // empty: the embedded tiny model
+  std::string tokenizer_path;  // empty: the model directory
+  std::string host = "127.0.0.1";
+  int port = 30000;            // 0: any free port (printed once listening)
+  std::string served_model_name;  // empty: model path, or "deepseek-v3.2-tiny" for the default
+  int context_length = 0;      // 0: config.json max_position_embeddings
+  int max_running_requests = 64;
+  std::string log_level = "info";
+  std::string api_key;
+  bool allow_auto_truncate = false;
+  bool log_requests = false;
+  int log_requests_level = 2;
+  std::string numerics = "official";  // official | exact (D23)
+  std::string device = "cpu";
+  std::string sampling_defaults = "model";  // model (generation_config.json) | openai
+  int stream_interval = 1;
+  std::string reasoning_parser;
+  std::string tool_call_parser;
+  bool enable_metrics = false;
+  /// One line per accepted-without-effect flag given on the command line (logged at start).
+  std::vector<std::string> notes;
+  /// Set when --help was given; `help` holds the text.
+  bool help_requested = false;
+  std::string help;
+};
+
+/// Parses argv (argv[0] = "serve") against the table and validates values. Throws ArgsError
+/// naming the flag for unknown flags, malformed values and values deepserve cannot honour
+/// (tp/dp/ep/pp/nnodes > 1, a --model-path that is not a directory, --speculative-algorithm,
+/// --chat-template, --device other than cpu, ...).
+ServerArgs parse_server_args(int argc, const char* const* argv);
+
+}  // namespace ds
