@@ -43,15 +43,12 @@ void apply_v32_added_tokens_json(nlohmann::json& j, const std::string& file) {
 }
 
 std::string apply_v32_added_tokens(const std::string& tokenizer_json) {
-  nlohmann::ordered_json oj = nlohmann::ordered_json::parse(tokenizer_json, nullptr, false);
-  if (oj.is_discarded()) throw TokenizerError("apply_v32_added_tokens: input is not valid JSON");
-  // Work on a plain json view of added_tokens only, keeping the rest of the document's key order.
-  if (!oj.is_object() || !oj.contains("model") || !oj.contains("added_tokens") || !oj["added_tokens"].is_array())
-    throw TokenizerError("apply_v32_added_tokens: input is not a tokenizer.json (needs 'model' and 'added_tokens')");
-  nlohmann::json shell = {{"model", nullptr}, {"added_tokens", nlohmann::json::parse(oj["added_tokens"].dump())}};
-  apply_v32_added_tokens_json(shell, "apply_v32_added_tokens");
-  oj["added_tokens"] = nlohmann::ordered_json::parse(shell["added_tokens"].dump());
-  return oj.dump();
+  // Plain (key-sorted) json: nlohmann::ordered_json is quadratic on the 128k-key vocab object.
+  // Key order carries no meaning in tokenizer.json; array orders (merges, added_tokens) are kept.
+  nlohmann::json j = nlohmann::json::parse(tokenizer_json, nullptr, false);
+  if (j.is_discarded()) throw TokenizerError("apply_v32_added_tokens: input is not valid JSON");
+  apply_v32_added_tokens_json(j, "apply_v32_added_tokens");
+  return j.dump();
 }
 
 }  // namespace ds

@@ -16,7 +16,7 @@ uint64_t pair_key(int32_t a, int32_t b) {
 
 }  // namespace
 
-BpeModel::BpeModel(const nlohmann::json& model, const std::string& file) {
+BpeModel::BpeModel(const nlohmann::json& model, TokenizerJsonParts& parts, const std::string& file) {
   if (!model.is_object() || model.value("type", std::string()) != "BPE")
     throw TokenizerError(file + ": model.type must be \"BPE\" (byte-level BPE is the only supported model)");
   if (model.contains("byte_fallback") && model["byte_fallback"].is_boolean() && model["byte_fallback"].get<bool>())
@@ -25,24 +25,23 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& file) {
     if (model.contains(k) && model[k].is_string() && !model[k].get<std::string>().empty())
       throw TokenizerError(file + ": model." + k + " is not supported");
   ignore_merges_ = model.value("ignore_merges", false);
-  if (!model.contains("vocab") || !model["vocab"].is_object())
-    throw TokenizerError(file + ": model.vocab must be an object");
-  const auto& vocab = model["vocab"];
-  vocab_.reserve(vocab.size() * 2);
+  if (!parts.has_vocab) throw TokenizerError(file + ": model.vocab must be an object");
+  vocab_.reserve(parts.vocab.size() * 2);
   int32_t max_id = -1;
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > INT32_MAX)
-      throw TokenizerError(file + ": model.vocab['" + it.key() + "'] is not a non-negative integer id");
-    int32_t id = it.value().get<int32_t>();
-    vocab_.emplace(it.key(), id);
+  for (auto& [tok, id64] : parts.vocab) {
+    if (id64 < 0 || id64 > INT32_MAX)
+      throw TokenizerError(file + ": model.vocab['" + tok + "'] is not a non-negative 32-bit id");
+    int32_t id = static_cast<int32_t>(id64);
     max_id = std::max(max_id, id);
+    vocab_.emplace(std::move(tok), id);
   }
+  parts.vocab = {};
   id_bytes_.assign(static_cast<size_t>(max_id + 1), std::string());
   for (const auto& [tok, id] : vocab_) {
     // Tokens that are not pure byte-level text (rare; e.g. specials duplicated into the vocab)
     // decode to their UTF-8 spelling, as HF's ByteLevel decoder does.
     auto raw = tokbytes::unicode_to_bytes(tok);
-    id_bytes_[static_cast<size_t>(id)] = raw ? *raw : tok;
+    id_bytes_[static_cast<size_t>(id)] = raw ? std::move(*raw) : tok;
   }
   const auto& b2u = tokbytes::byte_to_unicode();
   for (int b = 0; b < 256; ++b) {
@@ -51,33 +50,22 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& file) {
       throw TokenizerError(file + ": model.vocab lacks the byte-level token for byte " + std::to_string(b));
     byte_id_[b] = it->second;
   }
-  if (!model.contains("merges") || !model["merges"].is_array())
-    throw TokenizerError(file + ": model.merges must be an array");
-  const auto& merges = model["merges"];
-  merges_.reserve(merges.size() * 2);
+  if (!parts.has_merges) throw TokenizerError(file + ": model.merges must be an array");
+  merges_.reserve(parts.merges.size() * 2);
   int32_t rank = 0;
-  for (const auto& m : merges) {
-    std::string a, b;
-    if (m.is_string()) {
-      const std::string& s = m.get_ref<const std::string&>();
-      size_t sp = s.find(' ', 1);
-      if (sp == std::string::npos)
-        throw TokenizerError(file + ": model.merges[" + std::to_string(rank) + "] '" + s + "' has no space");
-      a = s.substr(0, sp);
-      b = s.substr(sp + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      a = m[0].get<std::string>();
-      b = m[1].get<std::string>();
-    } else {
-      throw TokenizerError(file + ": model.merges[" + std::to_string(rank) + "] is neither \"a b\" nor [a, b]");
-    }
-    auto ia = vocab_.find(a), ib = vocab_.find(b), ir = vocab_.find(a + b);
+  std::string ab;
+  for (const auto& [a, b] : parts.merges) {
+    ab.assign(a);
+    ab += b;
+    auto ia = vocab_.find(a), ib = vocab_.find(b), ir = vocab_.find(ab);
     if (ia == vocab_.end() || ib == vocab_.end() || ir == vocab_.end())
       throw TokenizerError(file + ": model.merges[" + std::to_string(rank) + "] '" + a + " " + b +
                            "' refers to a token missing from model.vocab");
+    // First occurrence wins (a duplicate merge later in the list has a worse rank).
     merges_.emplace(pair_key(ia->second, ib->second), MergeInfo{rank, ir->second});
     ++rank;
   }
+  parts.merges = {};
 }
 
 void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) const {

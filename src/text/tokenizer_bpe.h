@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "text/tokenizer_sax.h"
+
 namespace ds {
 
 /// Byte-level BPE: a word (raw bytes of one pre-tokenized piece) -> ids. Each byte starts as its
@@ -16,10 +18,10 @@ namespace ds {
 /// tie), as Hugging Face tokenizers' BPE::merge_word does. Thread-safe.
 class BpeModel {
  public:
-  /// Builds from the "model" JSON value. Throws TokenizerError mentioning `file` when the type is
-  /// not BPE, a byte token or a merge operand/result is missing from the vocab, or a field has
-  /// the wrong type.
-  BpeModel(const nlohmann::json& model, const std::string& file);
+  /// Builds from the "model" JSON value (without vocab/merges) and the streamed vocab/merges of
+  /// `parts` (consumed). Throws TokenizerError mentioning `file` when the type is not BPE, a byte
+  /// token or a merge operand/result is missing from the vocab, or a field has the wrong type.
+  BpeModel(const nlohmann::json& model, TokenizerJsonParts& parts, const std::string& file);
 
   /// Appends the ids of one word to `out`.
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;

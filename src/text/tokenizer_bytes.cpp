@@ -1,7 +1,6 @@
 // GPT-2 byte-level alphabet and lossy UTF-8 decoding (see tokenizer_bytes.h).
 #include "text/tokenizer_bytes.h"
 
-#include <unordered_map>
 
 namespace ds::tokbytes {
 namespace {
@@ -26,14 +25,15 @@ void append_utf8(std::string& out, uint32_t cp) {
 
 struct Tables {
   std::array<std::string, 256> fwd;
-  std::unordered_map<uint32_t, uint8_t> back;  // code point -> byte
+  std::array<int16_t, 0x144> back;  // code point -> byte, -1 if none (all byte chars are < U+0144)
   Tables() {
+    back.fill(-1);
     int n = 0;
     for (int b = 0; b < 256; ++b) {
       bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       uint32_t cp = printable ? static_cast<uint32_t>(b) : static_cast<uint32_t>(256 + n++);
       append_utf8(fwd[b], cp);
-      back[cp] = static_cast<uint8_t>(b);
+      back[cp] = static_cast<int16_t>(b);
     }
   }
 };
@@ -71,9 +71,8 @@ std::optional<std::string> unicode_to_bytes(std::string_view byte_level) {
     uint32_t cp = 0;
     size_t len = decode_cp(byte_level, i, &cp);
     if (len == 0) return std::nullopt;
-    auto it = back.find(cp);
-    if (it == back.end()) return std::nullopt;
-    out += static_cast<char>(it->second);
+    if (cp >= back.size() || back[cp] < 0) return std::nullopt;
+    out += static_cast<char>(back[cp]);
     i += len;
   }
   return out;

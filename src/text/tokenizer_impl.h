@@ -8,6 +8,7 @@
 #include "text/tokenizer.h"
 #include "text/tokenizer_bpe.h"
 #include "text/tokenizer_pretok.h"
+#include "text/tokenizer_sax.h"
 
 namespace ds {
 
@@ -31,8 +32,8 @@ TokenizerConfig read_tokenizer_config(const std::string& path);
 
 class BpeTokenizer final : public Tokenizer {
  public:
-  /// Builds from a parsed tokenizer.json (`file` is used in messages only).
-  BpeTokenizer(const nlohmann::json& j, const std::string& file, const TokenizerConfig& cfg);
+  /// Builds from a parsed tokenizer.json (vocab/merges are consumed; `file` names it in messages).
+  BpeTokenizer(TokenizerJsonParts& parts, const std::string& file, const TokenizerConfig& cfg);
 
   std::vector<int32_t> encode(std::string_view text) const override;
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const override;

@@ -60,7 +60,8 @@ TokenizerConfig read_tokenizer_config(const std::string& path) {
   return cfg;
 }
 
-BpeTokenizer::BpeTokenizer(const nlohmann::json& j, const std::string& file, const TokenizerConfig& cfg) {
+BpeTokenizer::BpeTokenizer(TokenizerJsonParts& parts, const std::string& file, const TokenizerConfig& cfg) {
+  const nlohmann::json& j = parts.rest;
   if (!j.is_object()) throw TokenizerError(file + ": not a JSON object");
   if (!j.contains("model")) throw TokenizerError(file + ": no 'model' field (not a tokenizer.json)");
   const auto& norm = j.value("normalizer", nlohmann::json());
@@ -73,7 +74,7 @@ BpeTokenizer::BpeTokenizer(const nlohmann::json& j, const std::string& file, con
   if (!dec.is_null() && dec.value("type", std::string()) != "ByteLevel")
     throw TokenizerError(file + ": decoder '" + dec.value("type", std::string("?")) + "' is not supported (ByteLevel only)");
   pretok_ = std::make_unique<PreTokenizer>(j.value("pre_tokenizer", nlohmann::json()), file);
-  bpe_ = std::make_unique<BpeModel>(j["model"], file);
+  bpe_ = std::make_unique<BpeModel>(j["model"], parts, file);
   vocab_size_ = static_cast<int32_t>(bpe_->id_bytes().size());
   if (j.contains("added_tokens")) {
     if (!j["added_tokens"].is_array()) throw TokenizerError(file + ": added_tokens must be an array");
@@ -102,10 +103,9 @@ BpeTokenizer::BpeTokenizer(const nlohmann::json& j, const std::string& file, con
 
 std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& json_path, bool apply_v32_table,
                                                 const TokenizerConfig& cfg) {
-  nlohmann::json j = nlohmann::json::parse(read_file(json_path), nullptr, false);
-  if (j.is_discarded()) throw TokenizerError(json_path + ": not valid JSON");
-  if (apply_v32_table) apply_v32_added_tokens_json(j, json_path);
-  return std::make_shared<BpeTokenizer>(j, json_path, cfg);
+  TokenizerJsonParts parts = parse_tokenizer_json(read_file(json_path), json_path);
+  if (apply_v32_table) apply_v32_added_tokens_json(parts.rest, json_path);
+  return std::make_shared<BpeTokenizer>(parts, json_path, cfg);
 }
 
 std::shared_ptr<const Tokenizer> Tokenizer::load(const std::string& tokenizer_json_path, bool apply_v32_added_tokens) {
