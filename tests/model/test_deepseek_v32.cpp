@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <random>
 #include <vector>
@@ -17,8 +18,18 @@ using namespace ds;
 namespace {
 
 // One checkpoint per (preset, index_topk), made once per test binary run.
+// Removes the made checkpoints when the test binary exits.
+struct MadeDirs : std::map<std::string, std::string> {
+  ~MadeDirs() {
+    for (auto& [k, d] : *this) {
+      std::error_code ec;
+      fs::remove_all(d, ec);
+    }
+  }
+};
+
 std::string model_dir(const std::string& preset, int topk = 0) {
-  static std::map<std::string, std::string> made;
+  static MadeDirs made;
   const std::string key = preset + "_" + std::to_string(topk);
   auto it = made.find(key);
   if (it != made.end()) return it->second;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <vector>
 
 #include "common/safetensors.h"
 #include "model/deepseek_v32.h"
@@ -16,10 +17,26 @@ using namespace ds;
 
 namespace {
 
+// Removes tiny-a and its variants when the test binary exits.
+struct Cleanup {
+  std::vector<std::string> dirs;
+  ~Cleanup() {
+    for (auto& d : dirs) {
+      std::error_code ec;
+      fs::remove_all(d, ec);
+    }
+  }
+};
+Cleanup& cleanup() {
+  static Cleanup c;
+  return c;
+}
+
 const std::string& base_dir() {
   static std::string dir = [] {
     fs::path d = fs::temp_directory_path() / ("ds_loader_test_" + std::to_string(::getpid()));
     make_model("tiny-a", d.string());
+    cleanup().dirs.push_back(d.string());
     return d.string();
   }();
   return dir;
@@ -36,6 +53,7 @@ std::string variant(const std::string& name, const std::function<void(std::vecto
   mutate(ts);
   fs::path d = fs::path(base_dir() + "_" + name);
   fs::create_directories(d);
+  cleanup().dirs.push_back(d.string());
   fs::copy_file(fs::path(base_dir()) / "config.json", d / "config.json", fs::copy_options::overwrite_existing);
   write_safetensors((d / "model.safetensors").string(), ts);
   return d.string();
