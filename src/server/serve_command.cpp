@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "engine/engine.h"
@@ -50,6 +51,10 @@ std::string ensure_default_model() {
   make_model("tiny", tmp.string());
   std::ofstream(tmp / kCompleteMarker) << "tiny\n";
   std::error_code ec;
+  if (fs::exists(dir / kCompleteMarker)) {  // another process finished first
+    fs::remove_all(tmp, ec);
+    return dir.string();
+  }
   fs::remove_all(dir, ec);  // an incomplete earlier attempt
   fs::rename(tmp, dir, ec);
   if (ec && !fs::exists(dir / kCompleteMarker))
@@ -161,6 +166,8 @@ int serve_command(int argc, char** argv) {
     std::fputs(args.help.c_str(), stdout);
     return 0;
   }
+  // Logs go to stderr; stdout carries only the "serving ... on http://host:port" line.
+  if (!spdlog::get("deepserve")) spdlog::set_default_logger(spdlog::stderr_color_mt("deepserve"));
   spdlog::set_level(spdlog::level::from_str(args.log_level == "warning" ? "warn" : args.log_level));
   for (const auto& n : args.notes) spdlog::info("{}", n);
 
