@@ -137,7 +137,7 @@ test("a client that disconnects mid-stream aborts its request", async () => {
   try {
     for await (const _ of stream) if (++n === 5) ac.abort();
   } catch {}  // the SDK may end the iteration or throw an abort error
-  assert.equal(n, 5);
+  assert.ok(n >= 5);  // chunks already buffered may still arrive
   let seen = false;
   for (let i = 0; i < 100 && !(seen = /aborted by the client/.test(server.logs())); ++i) await new Promise((r) => setTimeout(r, 50));
   assert.ok(seen, "the engine did not log the abort within 5 s");
