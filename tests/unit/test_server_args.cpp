@@ -1,0 +1,118 @@
+// serve flags: the seed's SGLang commands parse; unsupported values are refused naming the flag.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "server/server_args.h"
+
+namespace {
+
+ds::ServerArgs parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "serve");
+  std::vector<const char*> argv;
+  for (auto& a : args) argv.push_back(a.c_str());
+  return ds::parse_server_args(int(argv.size()), argv.data());
+}
+
+std::string refusal(std::vector<std::string> args) {
+  try {
+    parse(std::move(args));
+  } catch (const ds::ArgsError& e) {
+    return e.what();
+  }
+  return "(accepted)";
+}
+
+TEST(ServerArgs, Defaults) {
+  auto a = parse({});
+  EXPECT_EQ(a.host, "127.0.0.1");
+  EXPECT_EQ(a.port, 30000);
+  EXPECT_EQ(a.model_path, "");
+  EXPECT_EQ(a.numerics, "official");
+  EXPECT_EQ(a.max_running_requests, 64);
+  EXPECT_TRUE(a.notes.empty());
+}
+
+TEST(ServerArgs, HonouredValues) {
+  auto a = parse({"--model", DEEPSERVE_SOURCE_DIR, "--host", "0.0.0.0", "--port", "8080", "--served-model-name", "m",
+                  "--context-length", "65536", "--max-running-requests", "128", "--allow-auto-truncate",
+                  "--log-requests", "--numerics", "exact", "--api-key", "k", "--stream-interval", "2"});
+  EXPECT_EQ(a.model_path, DEEPSERVE_SOURCE_DIR);
+  EXPECT_EQ(a.host, "0.0.0.0");
+  EXPECT_EQ(a.port, 8080);
+  EXPECT_EQ(a.served_model_name, "m");
+  EXPECT_EQ(a.context_length, 65536);
+  EXPECT_EQ(a.max_running_requests, 128);
+  EXPECT_TRUE(a.allow_auto_truncate);
+  EXPECT_TRUE(a.log_requests);
+  EXPECT_EQ(a.numerics, "exact");
+  EXPECT_EQ(a.api_key, "k");
+  EXPECT_EQ(a.stream_interval, 2);
+}
+
+TEST(ServerArgs, SeedCommandFlagsParseWithOneNoteEach) {
+  // The seed's single-node flags with deepserve-compatible values (tp/dp/ep 1, no speculative).
+  auto a = parse({"--trust-remote-code", "--nccl-init", "10.0.0.1:5000", "--nnodes", "1", "--node-rank", "0",
+                  "--tp", "1", "--dp", "1", "--enable-dp-attention", "--page-size", "64", "--ep-size", "1",
+                  "--moe-a2a-backend", "deepep", "--pp-size", "1", "--pp-async-batch-depth", "1",
+                  "--chunked-prefill-size", "16384", "--attention-backend", "nsa", "--nsa-prefill-backend",
+                  "flashmla_sparse", "--nsa-decode-backend", "flashmla_sparse",
+                  "--enable-nsa-prefill-context-parallel", "--nsa-prefill-cp-mode", "round-robin-split",
+                  "--cuda-graph-max-bs", "128", "--kv-cache-dtype", "fp8_e4m3", "--enable-metrics",
+                  "--speculative-num-steps", "2", "--mem-fraction-static", "0.9",
+                  "--tool-call-parser", "deepseekv32", "--reasoning-parser", "deepseek-v3"});
+  auto has = [&](const std::string& flag) {
+    for (const auto& n : a.notes)
+      if (n.rfind(flag + " ", 0) == 0) return true;
+    return false;
+  };
+  for (const char* f : {"--trust-remote-code", "--dist-init-addr", "--node-rank", "--enable-dp-attention", "--page-size",
+                        "--moe-a2a-backend", "--chunked-prefill-size", "--attention-backend", "--nsa-prefill-backend",
+                        "--nsa-decode-backend", "--enable-nsa-prefill-context-parallel", "--nsa-prefill-cp-mode",
+                        "--cuda-graph-max-bs", "--kv-cache-dtype", "--enable-metrics", "--speculative-num-steps",
+                        "--mem-fraction-static", "--tool-call-parser", "--reasoning-parser"})
+    EXPECT_TRUE(has(f)) << f;
+  EXPECT_EQ(a.tool_call_parser, "deepseekv32");
+}
+
+TEST(ServerArgs, RefusalsNameTheFlag) {
+  EXPECT_EQ(refusal({"--tp", "8"}), "--tp 8: not supported; deepserve runs on one device (--tp 1)");
+  EXPECT_EQ(refusal({"--tp-size", "2"}), "--tp 2: not supported; deepserve runs on one device (--tp 1)");
+  EXPECT_EQ(refusal({"--dp", "2"}), "--dp 2: not supported; deepserve runs on one device (--dp 1)");
+  EXPECT_EQ(refusal({"--ep", "8"}), "--ep 8: not supported; deepserve runs on one device (--ep 1)");
+  EXPECT_EQ(refusal({"--nnodes", "2"}), "--nnodes 2: not supported; deepserve runs on one node (--nnodes 1)");
+  EXPECT_EQ(refusal({"--speculative-algorithm", "EAGLE"}),
+            "--speculative-algorithm EAGLE: not supported; speculative decoding (MTP/EAGLE) is not implemented yet (omit the flag)");
+  EXPECT_EQ(refusal({"--model-path", "deepseek-ai/DeepSeek-V3.2"}).rfind("--model-path deepseek-ai/DeepSeek-V3.2: not a directory", 0), 0u);
+  EXPECT_EQ(refusal({"--device", "cuda"}), "--device cuda: not supported; supported: cpu (the CUDA backend is not built yet)");
+  EXPECT_EQ(refusal({"--numerics", "fast"}), "--numerics fast: not supported; supported: official, exact");
+  EXPECT_EQ(refusal({"--kv-cache-dtype", "fp8_e5m2"}),
+            "--kv-cache-dtype fp8_e5m2: not supported; supported for DSA models: auto, bf16, bfloat16, fp8_e4m3");
+  EXPECT_EQ(refusal({"--tool-call-parser", "deepseekv31"}).rfind("--tool-call-parser deepseekv31: not supported", 0), 0u);
+  EXPECT_EQ(refusal({"--chat-template", "x.jinja"}).rfind("--chat-template x.jinja: not supported", 0), 0u);
+  EXPECT_EQ(refusal({"--port", "70000"}), "--port 70000: expected an integer in [0, 65535]");
+  EXPECT_EQ(refusal({"--context-length", "abc"}), "--context-length abc: expected an integer in [2, 1073741824]");
+  EXPECT_NE(refusal({"--no-such-flag"}).find("--no-such-flag"), std::string::npos);
+}
+
+TEST(ServerArgs, TableHasEverySection5Flag) {
+  std::string all;
+  for (const auto& f : ds::serve_flag_table()) all += std::string(f.names) + ",";
+  for (const char* f : {"--model-path", "--model", "--tokenizer-path", "--trust-remote-code", "--host", "--port",
+                        "--served-model-name", "--tp", "--tp-size", "--dp", "--dp-size", "--enable-dp-attention", "--ep",
+                        "--ep-size", "--moe-a2a-backend", "--pp", "--pp-size", "--page-size", "--context-length",
+                        "--max-running-requests", "--max-total-tokens", "--chunked-prefill-size", "--max-prefill-tokens",
+                        "--cuda-graph-max-bs", "--cuda-graph-bs", "--mem-fraction-static", "--kv-cache-dtype",
+                        "--attention-backend", "--nsa-prefill-backend", "--nsa-decode-backend",
+                        "--enable-nsa-prefill-context-parallel", "--nsa-prefill-cp-mode", "--speculative-algorithm",
+                        "--speculative-num-steps", "--speculative-eagle-topk", "--speculative-num-draft-tokens",
+                        "--reasoning-parser", "--tool-call-parser", "--chat-template", "--sampling-defaults",
+                        "--log-requests", "--log-requests-level", "--enable-metrics", "--enable-cache-report",
+                        "--allow-auto-truncate", "--nnodes", "--node-rank", "--dist-init-addr", "--nccl-init-addr",
+                        "--disaggregation-mode", "--stream-interval", "--watchdog-timeout", "--schedule-policy",
+                        "--log-level", "--api-key", "--numerics", "--device"})
+    EXPECT_NE(all.find(std::string(f) + ","), std::string::npos) << f;
+}
+
+}  // namespace

@@ -1,0 +1,95 @@
+// Chat request parsing: SGLang pre-processing (spec/serving.md 1.4, D8, D9) and 400s naming the param.
+#include <gtest/gtest.h>
+
+#include "server/openai_protocol.h"
+
+namespace {
+
+ds::ApiError error_of(const std::string& body) {
+  try {
+    ds::parse_chat_request(body, 4);
+  } catch (const ds::ApiError& e) {
+    return e;
+  }
+  return ds::ApiError(0, "(accepted)");
+}
+
+TEST(ChatProtocol, PreprocessingAndFields) {
+  auto r = ds::parse_chat_request(R"({"model":"m","messages":[{"role":"USER","content":[{"type":"text","text":"a"},
+      {"type":"text","text":"b"}]},{"role":"assistant","content":null}],"temperature":0.5,"top_p":0.9,"top_k":5,
+      "min_p":0.1,"seed":3,"max_tokens":7,"max_completion_tokens":9,"n":2,"stream":true,
+      "stream_options":{"include_usage":true},"chat_template_kwargs":{"thinking":true},"unknown_field":1})", 4);
+  ASSERT_EQ(r.messages.size(), 3u);
+  EXPECT_EQ(r.messages[0].role, "system");  // empty system inserted
+  EXPECT_EQ(r.messages[0].content, "");
+  EXPECT_EQ(r.messages[1].role, "user");
+  EXPECT_EQ(r.messages[1].content, "a b");  // parts joined with one space
+  EXPECT_EQ(r.messages[2].content, "");     // null content
+  EXPECT_EQ(r.model, "m");
+  EXPECT_FLOAT_EQ(*r.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(*r.top_p, 0.9f);
+  EXPECT_EQ(*r.top_k, 5);
+  EXPECT_FLOAT_EQ(*r.min_p, 0.1f);
+  EXPECT_EQ(*r.seed, 3u);
+  EXPECT_EQ(*r.max_tokens, 9);  // max_completion_tokens wins
+  EXPECT_EQ(r.max_tokens_param, "max_completion_tokens");
+  EXPECT_EQ(r.n, 2);
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+  EXPECT_TRUE(r.thinking);
+}
+
+TEST(ChatProtocol, ContinueFinalMessageAndToolArguments) {
+  auto r = ds::parse_chat_request(R"({"messages":[{"role":"system","content":"s"},{"role":"user","content":"q"},
+      {"role":"assistant","content":"The answer is"}],"continue_final_message":true,
+      "chat_template_kwargs":{"enable_thinking":false}})", 4);
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(*r.assistant_prefix, "The answer is");
+  EXPECT_FALSE(r.thinking);
+  auto t = ds::parse_chat_request(R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"",
+      "tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"x\": 1}"}}]}]})", 4);
+  ASSERT_EQ(t.messages[2].tool_calls.size(), 1u);
+  EXPECT_EQ(t.messages[2].tool_calls[0].arguments.dump(), R"({"x":1})");
+  EXPECT_EQ(error_of(R"({"messages":[{"role":"assistant","content":"","tool_calls":[{"function":{"name":"f","arguments":"{bad"}}]}]})").what(),
+            std::string("Assistant tool call function.arguments must be valid JSON."));
+}
+
+TEST(ChatProtocol, ErrorsNameTheParameter) {
+  struct Case {
+    const char* body;
+    const char* param;
+    const char* message;
+  } cases[] = {
+      {R"({"model":"m"})", "messages", "messages: field required"},
+      {R"({"messages":[]})", "messages", "messages: must not be empty"},
+      {R"({"messages":"hi"})", "messages", "messages: expected an array, got string"},
+      {R"({"messages":[{"role":"wizard","content":"x"}]})", "messages[0].role",
+       "messages[0].role: 'wizard' is not one of system, user, assistant, tool, developer, function"},
+      {R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", "messages[0].content[0]",
+       "messages[0].content[0]: content part type 'image_url' is not supported (the model is text-only; only 'text' parts)"},
+      {R"({"messages":[{"role":"user","content":"x"}],"temperature":-1})", "temperature", "temperature must be non-negative, got -1."},
+      {R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})", "temperature", "temperature: expected a number, got string"},
+      {R"({"messages":[{"role":"user","content":"x"}],"top_p":0})", "top_p", "top_p must be in (0, 1], got 0."},
+      {R"({"messages":[{"role":"user","content":"x"}],"top_k":0})", "top_k", "top_k must be -1 (disable), or at least 1, got 0."},
+      {R"({"messages":[{"role":"user","content":"x"}],"n":5})", "n", "n must be between 1 and 4 (--max-running-requests), got 5."},
+      {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":-1})", "max_tokens", "max_tokens must be at least 0, got -1."},
+      {R"({"messages":[{"role":"user","content":"x"}],"stop":"\n"})", "stop", "stop is not supported yet (stop strings); use stop_token_ids"},
+      {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"required"})", "tool_choice",
+       "tool_choice \"required\" is not supported yet (needs constrained decoding); use \"auto\" or \"none\""},
+  };
+  for (const auto& c : cases) {
+    ds::ApiError e = error_of(c.body);
+    EXPECT_EQ(e.status, 400) << c.body;
+    EXPECT_EQ(e.param, c.param) << c.body;
+    EXPECT_EQ(std::string(e.what()), c.message) << c.body;
+    EXPECT_EQ(ds::error_body(e)["error"]["type"], "invalid_request_error");
+  }
+  ds::ApiError bad_json = error_of("{not json");
+  EXPECT_EQ(bad_json.status, 400);
+  EXPECT_EQ(std::string(bad_json.what()).rfind("Invalid JSON body:", 0), 0u);
+  EXPECT_TRUE(ds::error_body(bad_json)["error"]["param"].is_null());
+  std::string deep = R"({"messages":[{"role":"user","content":"x"}],"x":)" + std::string(70, '[') + std::string(70, ']') + "}";
+  EXPECT_EQ(std::string(error_of(deep).what()), "Invalid request body: JSON nested deeper than 64 levels");
+}
+
+}  // namespace
