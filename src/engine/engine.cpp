@@ -84,8 +84,8 @@ void Engine::stop() {
     TokenEvent ev;
     ev.finish = FinishReason::Abort;
     ev.prompt_tokens = int(r->req.prompt_ids.size());
+    --in_flight_;  // before the final event, so a reader that saw it also sees the count
     r->stream->push(ev);
-    --in_flight_;
   }
 }
 
@@ -110,6 +110,7 @@ void Engine::fail(Running& r, const std::string& msg) {
   ev.error = msg;
   ev.prompt_tokens = int(r.req.prompt_ids.size());
   ev.completion_tokens = int(r.generated.size());
+  --in_flight_;
   r.stream->push(ev);
 }
 
@@ -132,8 +133,8 @@ bool Engine::admit(std::vector<std::unique_ptr<Running>>& running) {
       TokenEvent ev;
       ev.finish = FinishReason::Length;
       ev.prompt_tokens = int(ids.size());
-      r->stream->push(ev);
       --in_flight_;
+      r->stream->push(ev);
       continue;
     }
     std::string err;
@@ -151,14 +152,12 @@ bool Engine::admit(std::vector<std::unique_ptr<Running>>& running) {
     }
     if (!err.empty()) {
       fail(*r, err);
-      --in_flight_;
       continue;
     }
     try {
       r->cache = exec_->new_cache();
     } catch (const std::exception& e) {
       fail(*r, std::string("cannot allocate the sequence cache: ") + e.what());
-      --in_flight_;
       continue;
     }
     running.push_back(std::move(r));
@@ -182,6 +181,7 @@ bool Engine::advance(Running& r, const float* logits) {
     ev.finish = FinishReason::Length;
   }
   bool done = ev.finished();
+  if (done) --in_flight_;
   r.stream->push(std::move(ev));
   return done;
 }
@@ -194,10 +194,10 @@ void Engine::step(std::vector<std::unique_ptr<Running>>& running) {
       ev.finish = FinishReason::Abort;
       ev.prompt_tokens = int(r->req.prompt_ids.size());
       ev.completion_tokens = int(r->generated.size());
+      --in_flight_;
       r->stream->push(ev);
       spdlog::debug("request {} aborted by the client after {} tokens", r->req.id, r->generated.size());
       r.reset();
-      --in_flight_;
     }
   }
   std::erase_if(running, [](const auto& r) { return !r; });
@@ -230,10 +230,7 @@ void Engine::step(std::vector<std::unique_ptr<Running>>& running) {
     }
   }
   for (size_t i = 0; i < running.size(); ++i)
-    if (done[i]) {
-      running[i].reset();
-      --in_flight_;
-    }
+    if (done[i]) running[i].reset();
   std::erase_if(running, [](const auto& r) { return !r; });
 }
 
@@ -245,8 +242,8 @@ void Engine::loop() {
     ev.finish = FinishReason::Abort;
     ev.prompt_tokens = int(r->req.prompt_ids.size());
     ev.completion_tokens = int(r->generated.size());
-    r->stream->push(ev);
     --in_flight_;
+    r->stream->push(ev);
   }
 }
 

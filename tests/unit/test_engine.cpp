@@ -135,7 +135,7 @@ TEST(Engine, RejectsBadPromptsWithErrorEvents) {
 TEST(Engine, BatchesConcurrentRequests) {
   auto e = make_engine();
   std::vector<std::shared_ptr<ds::RequestStream>> streams;
-  for (int i = 0; i < 4; ++i) streams.push_back(e->submit(req("r" + std::to_string(i), {int32_t(i)}, 3 + i)));
+  for (int i = 0; i < 4; ++i) streams.push_back(e->submit(req(std::string("r") + std::to_string(i), {int32_t(i)}, 3 + i)));
   e->start();  // all four are in the inbox: the first plan holds four prefills
   for (int i = 0; i < 4; ++i) {
     Result r = collect(*streams[size_t(i)]);
@@ -151,7 +151,7 @@ TEST(Engine, BatchesConcurrentRequests) {
 TEST(Engine, RespectsMaxRunningRequests) {
   auto e = make_engine(64, /*cap=*/2);
   std::vector<std::shared_ptr<ds::RequestStream>> streams;
-  for (int i = 0; i < 5; ++i) streams.push_back(e->submit(req("c" + std::to_string(i), {1}, 3)));
+  for (int i = 0; i < 5; ++i) streams.push_back(e->submit(req(std::string("c") + std::to_string(i), {1}, 3)));
   e->start();
   for (auto& s : streams) EXPECT_EQ(collect(*s).tokens, (std::vector<int32_t>{2, 3, 4}));
   EXPECT_EQ(e->max_batch_seen(), 2);
