@@ -304,3 +304,26 @@ TEST(Tokenizer, ConcurrentEncodeIsConsistent) {
   for (auto& x : th) x.join();
   EXPECT_EQ(bad.load(), 0);
 }
+
+TEST(Tokenizer, ArbitraryBytesAndIdsNeverCrash) {
+  // Invalid UTF-8 is tokenized as its lossy decoding: decode(encode(b)) is b with each invalid
+  // subpart replaced by U+FFFD (checked against the hand-made case first).
+  EXPECT_EQ(v3()->decode(v3()->encode("a\xFF" "b\xE2\x82")), "a\xEF\xBF\xBD" "b\xEF\xBF\xBD");
+  uint32_t state = 12345;
+  auto next = [&] { return state = state * 1664525u + 1013904223u; };
+  for (int iter = 0; iter < 300; ++iter) {
+    std::string b;
+    int len = static_cast<int>(next() % 40);
+    for (int i = 0; i < len; ++i) b += static_cast<char>(next() >> 24);
+    auto t = v3()->encode(b);
+    std::string d = v3()->decode(t);
+    EXPECT_EQ(v3()->decode(v3()->encode(d)), d);  // the lossy form is valid UTF-8 and round-trips
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 8; ++i) ids.push_back(static_cast<int32_t>(next() % 140000) - 1000);
+    ds::IncrementalDetokenizer det(v3(), iter % 2 == 0);
+    std::string inc;
+    for (int32_t id : ids) inc += det.push(id);
+    inc += det.flush();
+    EXPECT_EQ(inc, v3()->decode(ids, iter % 2 == 0));
+  }
+}
