@@ -1,0 +1,14 @@
+#!/bin/bash
+# Regenerates tests/fixtures/oracle/* on a GPU machine (PyTorch >= 2.1, transformers 5.17, SciPy).
+# Usage: scripts/reference/run_oracles.sh OUT_DIR THIRD_PARTY_DIR   (see scripts/reference/README.md)
+set -u -o pipefail
+OUT=$1; TP=$2
+cd "$(dirname "$0")"
+export PYTHONUNBUFFERED=1
+python3 -c "import torch, transformers, scipy; print('torch', torch.__version__, 'transformers', transformers.__version__, 'scipy', scipy.__version__)"
+python3 test_official_kernels.py "$TP" 2>&1 | tee "$OUT/glue_tests.log"
+CK=/tmp/ckpt_tiny_a
+python3 dsv32_presets.py tiny-a $CK --sha256 "$OUT/presets_sha256_tiny-a.json" || exit 1
+python3 oracle_hf.py $CK tiny-a "$OUT" 2>&1 | tail -40
+python3 oracle_official.py $CK tiny-a "$OUT" "$TP" 2>&1 | tail -40
+ls -la "$OUT"
