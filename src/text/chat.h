@@ -17,6 +17,9 @@ struct ToolCall {
   std::string id;
   std::string name;
   ordered_json arguments = ordered_json::object();
+  /// The arguments exactly as the client sent them when they came as a JSON string (the V3.1
+  /// format renders that string as given, spec/serving.md 1.7); unset for object arguments.
+  std::optional<std::string> arguments_text;
 };
 
 /// One chat message. role: system | user | developer | assistant | tool (lower case).
