@@ -8,14 +8,20 @@ namespace ds {
 struct SequenceCache;
 
 /// One request's slice of a forward step: `tokens` at absolute positions
-/// [start_pos, start_pos + tokens.size()). `cache` must already hold exactly start_pos tokens of this
-/// sequence (prefill chunk or decode step); the forward appends the new tokens' latent and indexer
-/// keys to it. Logits are produced for the last token only, or for every token if `all_logits`.
+/// [start_pos, start_pos + tokens.size()). Logits are produced for the last token only, or for
+/// every token if `all_logits`. The KV state is addressed in one of two ways:
+///  - paged (the engine): `cache` is null and `page_table` lists page ids of the model's KvPool
+///    (DeepseekV32::init_kv_pool); position p lives in slot
+///    page_table[p / page_size] * page_size + p % page_size. Slots of positions [0, start_pos)
+///    must already hold this sequence's keys (earlier steps or a shared radix prefix); the forward
+///    writes positions [start_pos, start_pos + tokens.size()), so the table must cover them.
+///  - private (tests, tools): `cache` holds exactly start_pos tokens; the forward appends.
 struct Segment {
   SequenceCache* cache = nullptr;
   int32_t start_pos = 0;
   std::vector<int32_t> tokens;
   bool all_logits = false;
+  std::vector<int32_t> page_table = {};
 };
 
 /// A forward step over several requests. Results for a segment never depend on the other

@@ -24,6 +24,7 @@ const char* numerics_name(Numerics n) { return n == Numerics::Official ? "offici
 
 struct DeepseekV32::Impl {
   ModelCore core;
+  std::unique_ptr<KvPool> pool;
 };
 
 DeepseekV32::~DeepseekV32() = default;
@@ -63,22 +64,49 @@ std::unique_ptr<SequenceCache> DeepseekV32::new_cache() const {
   return c;
 }
 
+void DeepseekV32::init_kv_pool(int page_size, int64_t num_pages) {
+  const ModelConfig& c = impl_->core.cfg;
+  impl_->pool.reset();
+  impl_->pool = std::make_unique<KvPool>(c.num_hidden_layers, KvDims{c.kv_lora_rank, c.qk_rope_head_dim, c.index_head_dim},
+                                         page_size, num_pages);
+}
+
+const KvPool* DeepseekV32::kv_pool() const { return impl_->pool.get(); }
+
 Logits DeepseekV32::forward(const BatchPlan& plan) {
   const ModelCore& m = impl_->core;
   const ModelConfig& c = m.cfg;
+  KvPool* pool = impl_->pool.get();
   // Validate the whole plan before touching any cache.
   std::set<const SequenceCache*> seen;
+  std::set<int32_t> written_pages;
   for (size_t s = 0; s < plan.segments.size(); ++s) {
     const Segment& seg = plan.segments[s];
     const std::string where = "batch plan segment " + std::to_string(s);
-    if (!seg.cache) throw std::invalid_argument(where + ": no cache");
-    if (!seen.insert(seg.cache).second) throw std::invalid_argument(where + ": cache used by two segments");
-    if (seg.cache->layers.size() != size_t(c.num_hidden_layers))
-      throw std::invalid_argument(where + ": cache was not made by this model");
-    if (seg.start_pos != seg.cache->length)
-      throw std::invalid_argument(where + ": start_pos " + std::to_string(seg.start_pos) +
-                                  " does not match the cache length " + std::to_string(seg.cache->length));
     if (seg.tokens.empty()) throw std::invalid_argument(where + ": no tokens");
+    if (seg.start_pos < 0) throw std::invalid_argument(where + ": negative start_pos");
+    if (seg.cache) {
+      if (!seen.insert(seg.cache).second) throw std::invalid_argument(where + ": cache used by two segments");
+      if (seg.cache->layers.size() != size_t(c.num_hidden_layers))
+        throw std::invalid_argument(where + ": cache was not made by this model");
+      if (seg.start_pos != seg.cache->length)
+        throw std::invalid_argument(where + ": start_pos " + std::to_string(seg.start_pos) +
+                                    " does not match the cache length " + std::to_string(seg.cache->length));
+    } else {
+      if (!pool) throw std::invalid_argument(where + ": no cache and no KV pool (call init_kv_pool)");
+      const int64_t ps = pool->page_size(), end = int64_t(seg.start_pos) + int64_t(seg.tokens.size());
+      if (int64_t(seg.page_table.size()) * ps < end)
+        throw std::invalid_argument(where + ": page table of " + std::to_string(seg.page_table.size()) +
+                                    " pages does not cover position " + std::to_string(end - 1));
+      for (int64_t i = 0; i < (end + ps - 1) / ps; ++i) {
+        const int32_t pg = seg.page_table[size_t(i)];
+        if (pg < 0 || pg >= pool->num_pages())
+          throw std::invalid_argument(where + ": page id " + std::to_string(pg) + " outside the pool [0, " +
+                                      std::to_string(pool->num_pages()) + ")");
+        if (i >= seg.start_pos / ps && !written_pages.insert(pg).second)
+          throw std::invalid_argument(where + ": page " + std::to_string(pg) + " is written by two segments");
+      }
+    }
     for (int32_t t : seg.tokens)
       if (t < 0 || t >= c.vocab_size)
         throw std::invalid_argument(where + ": token id " + std::to_string(t) + " outside the vocabulary [0, " +
@@ -94,7 +122,22 @@ Logits DeepseekV32::forward(const BatchPlan& plan) {
   out.row_begin.push_back(0);
   for (size_t s = 0; s < plan.segments.size(); ++s) {
     const Segment& seg = plan.segments[s];
-    rows.caches.push_back(seg.cache);
+    KvView kv;
+    if (seg.cache) {
+      kv.layers = &seg.cache->layers;
+      const size_t n = size_t(seg.start_pos) + seg.tokens.size();
+      for (KvLayer& l : seg.cache->layers) {  // private cache: slots [0, n)
+        l.latent.resize(n * size_t(c.kv_lora_rank));
+        l.k_pe.resize(n * size_t(c.qk_rope_head_dim));
+        l.index_k.resize(n * size_t(c.index_head_dim));
+        l.index_k_scale.resize(n);
+      }
+    } else {
+      kv.layers = &pool->layers();
+      kv.pages = seg.page_table.data();
+      kv.page_size = pool->page_size();
+    }
+    rows.kv.push_back(kv);
     for (size_t i = 0; i < seg.tokens.size(); ++i) {
       const int64_t r = int64_t(tokens.size());
       tokens.push_back(seg.tokens[i]);
@@ -128,7 +171,7 @@ Logits DeepseekV32::forward(const BatchPlan& plan) {
     ffn_forward(m, L, x.data(), R, f.data());
   }
   for (size_t s = 0; s < plan.segments.size(); ++s)
-    plan.segments[s].cache->length += int32_t(plan.segments[s].tokens.size());
+    if (plan.segments[s].cache) plan.segments[s].cache->length += int32_t(plan.segments[s].tokens.size());
 
   // Final norm and FP32 head for the rows that need logits.
   const int64_t NL = int64_t(logit_rows.size());

@@ -8,6 +8,7 @@
 
 #include "model/batch.h"
 #include "model/config.h"
+#include "model/kv_pool.h"
 
 namespace ds {
 
@@ -21,16 +22,10 @@ enum class Numerics { Official, Exact };
 Numerics parse_numerics(const std::string& s);  // throws std::invalid_argument naming the flag
 const char* numerics_name(Numerics n);
 
-/// Per-request KV state: for every main layer, the MLA latent cache (kv_lora_rank floats per token,
-/// FP8 round-tripped in official mode), the rope key (qk_rope_head_dim floats per token) and the
-/// indexer key cache (index_head_dim floats + one scale per token). Grows by append.
+/// Private (unpaged) KV state of one sequence, for tests and tools: per main layer a KvLayer whose
+/// slot i is token position i. Grows by append. The engine uses the paged KvPool instead.
 struct SequenceCache {
-  struct Layer {
-    std::vector<float> latent;     // [len, kv_lora_rank]
-    std::vector<float> k_pe;       // [len, qk_rope_head_dim], RoPE applied
-    std::vector<float> index_k;    // [len, index_head_dim] (FP8 values in official mode)
-    std::vector<float> index_k_scale;  // [len] (1.0 in exact mode)
-  };
+  using Layer = KvLayer;
   std::vector<Layer> layers;
   int32_t length = 0;  // tokens cached
 };
@@ -48,9 +43,17 @@ class DeepseekV32 {
   Numerics numerics() const { return numerics_; }
   std::unique_ptr<SequenceCache> new_cache() const;
 
-  /// Runs all segments of `plan`; appends their tokens to their caches; returns logits
-  /// (last token per segment unless all_logits). Throws std::invalid_argument on a plan whose
-  /// start_pos does not match its cache length or has an out-of-vocab token.
+  /// Allocates the paged KV pool: `num_pages` pages of `page_size` tokens (replacing any earlier
+  /// pool; page contents start at zero). Throws std::invalid_argument naming the flag.
+  void init_kv_pool(int page_size, int64_t num_pages);
+  /// The pool (null before init_kv_pool).
+  const KvPool* kv_pool() const;
+
+  /// Runs all segments of `plan`; writes their tokens' keys (private cache: append; paged: into
+  /// the page-table slots); returns logits (last token per segment unless all_logits). Throws
+  /// std::invalid_argument, before touching any KV state, on a plan whose start_pos does not match
+  /// its private cache length, whose page table is short, out of range or writes a page another
+  /// segment writes, that uses pages without a pool, or that has an out-of-vocab token.
   Logits forward(const BatchPlan& plan);
 
   /// Tokens run through the layers since load (prefill + decode), for tests and metrics.

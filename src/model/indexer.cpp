@@ -1,4 +1,5 @@
 // DeepSeek Sparse Attention lightning indexer (spec/model.md 5).
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -44,12 +45,12 @@ void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const 
     cpu::rope_half_split(kr, rows.cos.data() + r * nf, rows.sin.data() + r * nf, nf, m.official);
     ks[size_t(r)] = rotate_and_quantize(m, kr, D);
   }
-  for (size_t s = 0; s + 1 < rows.seg_begin.size(); ++s) {
-    SequenceCache::Layer& cl = rows.caches[s]->layers[size_t(layer)];
-    for (int64_t r = rows.seg_begin[s]; r < rows.seg_begin[s + 1]; ++r) {
-      cl.index_k.insert(cl.index_k.end(), k.data() + r * D, k.data() + (r + 1) * D);
-      cl.index_k_scale.push_back(ks[size_t(r)]);
-    }
+  for (int64_t r = 0; r < R; ++r) {
+    const KvView& kv = rows.kv[size_t(rows.seg[r])];
+    KvLayer& cl = (*kv.layers)[size_t(layer)];
+    const int64_t slot = kv.slot(rows.pos[r]);
+    std::copy(k.data() + r * D, k.data() + (r + 1) * D, cl.index_k.data() + slot * D);
+    cl.index_k_scale[size_t(slot)] = ks[size_t(r)];
   }
   // Rows with at most index_topk causal keys attend to all of them (spec 5.3): no scoring needed.
   bool any = false;
@@ -74,11 +75,20 @@ void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const 
       const float q_scale = rotate_and_quantize(m, qj, D);
       wj[size_t(j)] = w[size_t(r * Hi + j)] * head_scale * q_scale * dim_scale;
     }
-    const SequenceCache::Layer& cl = rows.caches[size_t(rows.seg[r])]->layers[size_t(layer)];
+    const KvView& kv = rows.kv[size_t(rows.seg[r])];
+    const KvLayer& cl = (*kv.layers)[size_t(layer)];
     const int64_t n_keys = int64_t(pos) + 1;
     scores.resize(size_t(n_keys));
-    cpu::index_scores(qrow, wj.data(), Hi, D, cl.index_k.data(), cl.index_k_scale.data(), n_keys, scores.data());
-    selection[size_t(r)] = cpu::topk_indices(scores.data(), n_keys, c.index_topk);
+    // Keys are scored independently, so scoring page by page gives the same values as one run.
+    const int64_t run = kv.pages ? kv.page_size : n_keys;
+    for (int64_t p0 = 0; p0 < n_keys; p0 += run) {
+      const int64_t slot = kv.slot(p0), n = std::min(run, n_keys - p0);
+      cpu::index_scores(qrow, wj.data(), Hi, D, cl.index_k.data() + slot * D, cl.index_k_scale.data() + slot, n,
+                        scores.data() + p0);
+    }
+    std::vector<int32_t> sel = cpu::topk_indices(scores.data(), n_keys, c.index_topk);
+    for (int32_t& p : sel) p = int32_t(kv.slot(p));
+    selection[size_t(r)] = std::move(sel);
   });
 }
 

@@ -75,24 +75,25 @@ void mla_forward(const ModelCore& m, int layer, const StepRows& rows, const floa
   // Spec 5: indexer keys appended, selections computed.
   std::vector<std::vector<int32_t>> selection;
   indexer_forward(m, layer, rows, a, qr.data(), selection);
-  // 4.3.7: append latent and k_pe to each segment's cache (rows are in position order).
-  for (size_t s = 0; s + 1 < rows.seg_begin.size(); ++s) {
-    SequenceCache::Layer& cl = rows.caches[s]->layers[size_t(layer)];
-    for (int64_t r = rows.seg_begin[s]; r < rows.seg_begin[s + 1]; ++r) {
-      const float* row = ckv.data() + r * (C + dr);
-      cl.latent.insert(cl.latent.end(), row, row + C);
-      cl.k_pe.insert(cl.k_pe.end(), row + C, row + C + dr);
-    }
+  // 4.3.7: write latent and k_pe into each row's slot (private caches were sized by the forward).
+  for (int64_t r = 0; r < R; ++r) {
+    const KvView& kv = rows.kv[size_t(rows.seg[r])];
+    KvLayer& cl = (*kv.layers)[size_t(layer)];
+    const int64_t slot = kv.slot(rows.pos[r]);
+    const float* row = ckv.data() + r * (C + dr);
+    std::copy(row, row + C, cl.latent.data() + slot * C);
+    std::copy(row + C, row + C + dr, cl.k_pe.data() + slot * dr);
   }
   // 4.7: attention per row over its selected (or all causal) keys; rows are independent.
   std::vector<float> o(size_t(R * H * dv));
   cpu::parallel_for(R, [&](int64_t r) {
-    const SequenceCache::Layer& cl = rows.caches[size_t(rows.seg[r])]->layers[size_t(layer)];
+    const KvView& kv = rows.kv[size_t(rows.seg[r])];
+    const KvLayer& cl = (*kv.layers)[size_t(layer)];
     const std::vector<int32_t>* idx = &selection[size_t(r)];
     thread_local std::vector<int32_t> all;
     if (idx->empty()) {
       all.resize(size_t(rows.pos[r]) + 1);
-      std::iota(all.begin(), all.end(), 0);
+      for (int64_t p = 0; p <= rows.pos[r]; ++p) all[size_t(p)] = int32_t(kv.slot(p));
       idx = &all;
     }
     mla_attend(m, L, q.data() + r * H * dq, cl, idx->data(), int(idx->size()), o.data() + r * H * dv);

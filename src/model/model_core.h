@@ -31,29 +31,39 @@ struct ModelCore {
   float rnd(float x) const { return official ? round_bf16(x) : x; }
 };
 
+/// Where one segment's KV lives: `layers` (a private cache or the pool) and its page table
+/// (`pages` null = identity, slot == position).
+struct KvView {
+  std::vector<KvLayer>* layers = nullptr;
+  const int32_t* pages = nullptr;
+  int page_size = 1;
+  int64_t slot(int64_t pos) const { return pages ? int64_t(pages[pos / page_size]) * page_size + pos % page_size : pos; }
+};
+
 /// The tokens of a forward step, flattened over segments: row r belongs to segment seg[r] at
 /// absolute position pos[r]; cos/sin of the RoPE angles per row ([R, rope_dim/2] each).
 struct StepRows {
   int64_t R = 0;
   std::vector<int> seg;
   std::vector<int32_t> pos;
-  std::vector<SequenceCache*> caches;  // per segment
+  std::vector<KvView> kv;              // per segment
   std::vector<int64_t> seg_begin;      // [S + 1] row offsets
   std::vector<float> cos, sin;         // [R, n_freq]
 };
 
 /// MLA block of layer `layer` (spec 4.3-4.8 with the indexer of spec 5): a [R, hidden] normed
-/// input -> out [R, hidden]. Appends the rows' latent, k_pe and indexer keys to the caches.
+/// input -> out [R, hidden]. Writes the rows' latent, k_pe and indexer keys into their slots.
 void mla_forward(const ModelCore& m, int layer, const StepRows& rows, const float* a, float* out);
 
-/// Lightning indexer (spec 5) for all rows: appends index keys to the caches, then fills
-/// selection[r] with the selected key positions (ascending) of rows whose causal key count
+/// Lightning indexer (spec 5) for all rows: writes index keys into the rows' slots, then fills
+/// selection[r] with the selected key SLOTS (ascending positions mapped through the page table) of rows whose causal key count
 /// pos + 1 exceeds index_topk; other rows get an empty list (= every causal key, spec 5.3).
 void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const float* a, const float* qr,
                      std::vector<std::vector<int32_t>>& selection);
 
 /// Absorbed attention of one query row (spec 4.7): q [H, nope + rope] (RoPE applied) against
-/// the layer cache entries `idx` (ascending); out [H * v_head_dim] (BF16-rounded in official mode).
+/// the layer cache slots `idx` (in ascending position order); out [H * v_head_dim] (BF16-rounded
+/// in official mode).
 void mla_attend(const ModelCore& m, const LayerWeights& L, const float* q, const SequenceCache::Layer& cache,
                 const int32_t* idx, int n, float* out);
 
