@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Every GPU test, in one device call (docs/cuda.md). Run from the repository root on the device
+# machine, with build/cuda/gpu carried (built on the CPU machine: cmake -B build/cuda, target all):
+#   DS_COMMIT=<commit> tests/gpu/run_all.sh [--no-smoke]
+# Runs the D31 smoke test (unless --no-smoke) and each tests/gpu driver, keeps logs under $OUT,
+# and prints one summary table last. Exit status 0 iff everything passed.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BIN=build/cuda/gpu
+OUT=${OUT:-/tmp/ds_gpu}
+mkdir -p "$OUT"
+declare -a SUMMARY
+status=0
+if [[ "${1:-}" != "--no-smoke" ]]; then
+  tests/gpu/smoke.sh "$BIN" > "$OUT/smoke.md" 2>&1
+  sed -n '/^device:/,$p' "$OUT/smoke.md"
+  if grep -q "| FAIL" "$OUT/smoke.md"; then SUMMARY+=("| smoke | FAIL |"); status=1; else SUMMARY+=("| smoke | PASS |"); fi
+fi
+for t in gpu_gemm_fp8; do
+  echo "== $t"
+  if ldd "$BIN/$t" | grep -q "not found"; then ldd "$BIN/$t"; SUMMARY+=("| $t | FAIL (shared libraries) |"); status=1; continue; fi
+  "$BIN/$t" > "$OUT/$t.txt" 2>&1
+  rc=$?
+  grep -E "^CHECK .*FAIL|^RESULT|^\||^GEMM" "$OUT/$t.txt"
+  if [[ $rc == 0 ]]; then SUMMARY+=("| $t | PASS ($(grep -c '^CHECK.*PASS' "$OUT/$t.txt") checks) |")
+  else SUMMARY+=("| $t | FAIL rc=$rc ($(grep -c '^CHECK.*FAIL' "$OUT/$t.txt") failed checks) |"); status=1; fi
+done
+echo
+echo "commit: ${DS_COMMIT:-unknown}  date: $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "| GPU test | result |"
+echo "|---|---|"
+printf '%s\n' "${SUMMARY[@]}"
+exit $status
