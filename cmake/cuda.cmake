@@ -72,3 +72,14 @@ if(DEEPSERVE_HAVE_CUDA)
     target_compile_definitions(${t} PRIVATE DEEPSERVE_SOURCE_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
   endforeach()
 endif()
+
+# D33: committed GPU results (bench/gpu/*.md) name the sources they measured and their sha256; this
+# CPU-only check fails once those sources change without a new measurement. Runs in CI.
+file(GLOB ds_gpu_tables CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/bench/gpu/*.md)
+find_program(DS_BASH bash)
+find_program(DS_SHA256SUM sha256sum)
+if(ds_gpu_tables AND DS_BASH AND DS_SHA256SUM)
+  add_test(NAME gpu_results_fresh
+           COMMAND ${DS_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/tests/gpu/source_hash.sh --check ${ds_gpu_tables})
+  set_tests_properties(gpu_results_fresh PROPERTIES LABELS unit)
+endif()
