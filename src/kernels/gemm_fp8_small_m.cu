@@ -1,9 +1,11 @@
 // Small-M FP8 block-scaled GEMM (see gemm_fp8_small_m.h; design notes in docs/cuda.md).
 //
 // At M <= 16 the GEMM is a weight stream: N*K FP8 bytes must be read once, everything else is
-// small. Fast kernel: one block of WARPS warps owns ROWS consecutive output rows (n0..n0+ROWS-1,
-// ROWS divides 128 so they share one row of scale blocks); the warps split K in 512-byte slices
-// (32 lanes x 16 bytes, coalesced, L1-bypassing 16-byte loads, ROWS loads in flight per lane).
+// small. Fast kernel: a block of 8 warps is `8 / kw` row groups of `kw` warps; a row group owns
+// kRows = 4 consecutive output rows (a block's 4 * 8 / kw rows divide 128, so they share one row of
+// scale blocks) and its kw warps split K in 512-byte slices (32 lanes x 16 bytes, coalesced,
+// L1-bypassing 16-byte loads, 4 loads in flight per lane). kw = 8 when K has >= 8 slices, else 1
+// (v1 used kw = 8 always and left warps idle at K = 1536); kw depends on K only.
 // Each lane decodes its 16 FP8 codes (hardware e4m3x2 -> f16x2 converts, exact), forms a 16-term
 // FP32 dot with each of the M activation rows (read through L1, reused by the ROWS rows), and adds
 // dot * scale_inv of its 128-block. A fixed butterfly over lanes, then a fixed-order sum over warps
@@ -89,15 +91,17 @@ __device__ __forceinline__ float finish(float v, bool bf16_output) {
 }
 
 // Fast path. Requires K % 16 == 0, 16-byte aligned W and x rows. MT >= M (rows m >= M read row
-// M-1 and are not stored).
+// M-1 and are not stored). kw in {1, 2, 4, 8}: warps per row group along K.
 template <int MT, class XT>
 __global__ void __launch_bounds__(kWarps * 32)
     gemm_fp8_small_m_kernel(const XT* __restrict__ x, int M, const uint8_t* __restrict__ W,
-                            const float* __restrict__ S, int N, int K, float* __restrict__ y,
+                            const float* __restrict__ S, int N, int K, int kw, float* __restrict__ y,
                             bool bf16_output) {
   __shared__ float partial[kWarps][MT][kRows];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int n0 = blockIdx.x * kRows;
+  const int groups = kWarps / kw, group = warp / kw, kwarp = warp % kw;
+  const int block_rows = kRows * groups;
+  const int n0 = blockIdx.x * block_rows + group * kRows;
   const int kb = (K + 127) >> 7;
   const float* srow = S + size_t(n0 >> 7) * kb;
   const uint8_t* wrow[kRows];
@@ -114,7 +118,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int r = 0; r < kRows; ++r) acc[m][r] = 0.f;
 
 #pragma unroll 2
-  for (int k = (warp * 32 + lane) * kSlice; k < K; k += kWarps * 32 * kSlice) {
+  for (int k = (kwarp * 32 + lane) * kSlice; k < K; k += kw * 32 * kSlice) {
     uint4 raw[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) raw[r] = load_stream(wrow[r] + k);
@@ -146,13 +150,13 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (lane == 0) partial[warp][m][r] = v;
     }
   __syncthreads();
-  for (int t = threadIdx.x; t < MT * kRows; t += blockDim.x) {
-    const int m = t / kRows, r = t % kRows;
-    if (m >= M || n0 + r >= N) continue;
-    float v = partial[0][m][r];
-#pragma unroll
-    for (int i = 1; i < kWarps; ++i) v += partial[i][m][r];
-    y[size_t(m) * N + n0 + r] = finish(v, bf16_output);
+  for (int t = threadIdx.x; t < groups * MT * kRows; t += blockDim.x) {
+    const int g = t / (MT * kRows), m = (t / kRows) % MT, r = t % kRows;
+    const int n = blockIdx.x * block_rows + g * kRows + r;
+    if (m >= M || n >= N) continue;
+    float v = partial[g * kw][m][r];
+    for (int i = 1; i < kw; ++i) v += partial[g * kw + i][m][r];
+    y[size_t(m) * N + n] = finish(v, bf16_output);
   }
 }
 
@@ -184,9 +188,12 @@ __global__ void __launch_bounds__(kGenericThreads)
 
 template <int MT, class XT>
 void launch_fast(const XT* x, int M, const Fp8WeightDev& w, float* y, bool bf16, cudaStream_t s) {
-  const int blocks = int((w.rows + kRows - 1) / kRows);
+  const int64_t slices = (w.cols + 32 * kSlice - 1) / (32 * kSlice);
+  const int kw = slices >= kWarps ? kWarps : 1;  // warps along K; rows per block = kRows * 8 / kw
+  const int block_rows = kRows * (kWarps / kw);
+  const int blocks = int((w.rows + block_rows - 1) / block_rows);
   gemm_fp8_small_m_kernel<MT, XT><<<blocks, kWarps * 32, 0, s>>>(x, M, w.data, w.scale_inv, int(w.rows),
-                                                                 int(w.cols), y, bf16);
+                                                                 int(w.cols), kw, y, bf16);
   DS_CUDA_CHECK_LAUNCH("gemm_fp8_small_m_kernel");
 }
 

@@ -247,6 +247,8 @@ int main(int argc, char** argv) try {
   correctness(16, 131, 1040, ActType::F32, false, 5);
   correctness(11, 72, 200, ActType::BF16, false, 6);   // generic path
   correctness(7, 300, 512, ActType::F32, true, 7);
+  correctness(2, 37, 4224, ActType::BF16, false, 8);   // 8 warps along K, 37 rows
+  correctness(9, 45, 1536, ActType::F32, false, 9);    // 1 warp along K, 32-row blocks, partial
   // Full DeepSeek-V3.2 widths: o_proj, fused q_a/kv_a, dense gate/up, q_b.
   correctness(1, 7168, 16384, ActType::BF16, false, 11);
   correctness(16, 2112, 7168, ActType::BF16, false, 12);

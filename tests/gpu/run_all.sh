@@ -16,11 +16,21 @@ if [[ "${1:-}" != "--no-smoke" ]]; then
   sed -n '/^device:/,$p' "$OUT/smoke.md"
   if grep -q "| FAIL" "$OUT/smoke.md"; then SUMMARY+=("| smoke | FAIL |"); status=1; else SUMMARY+=("| smoke | PASS |"); fi
 fi
-for t in gpu_gemm_fp8; do
+# Sources each driver measures (D33: recorded with a sha256 in every committed table).
+declare -A SOURCES=(
+  [gpu_gemm_fp8]="src/kernels/cuda_check.h src/kernels/gemm_fp8_small_m.cu src/kernels/gemm_fp8_small_m.h tests/gpu/gpu_gemm_fp8.cpp"
+)
+DEVICE_LINE="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null), nvcc $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
+for t in "${!SOURCES[@]}"; do
   echo "== $t"
   if ldd "$BIN/$t" | grep -q "not found"; then ldd "$BIN/$t"; SUMMARY+=("| $t | FAIL (shared libraries) |"); status=1; continue; fi
   "$BIN/$t" > "$OUT/$t.txt" 2>&1
   rc=$?
+  { echo "device: $DEVICE_LINE"; echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"; echo "commit: ${DS_COMMIT:-unknown}"
+    echo "command: $BIN/$t (tests/gpu/run_all.sh)"; echo "sources: ${SOURCES[$t]}"
+    # shellcheck disable=SC2086
+    echo "sources-sha256: $(tests/gpu/source_hash.sh ${SOURCES[$t]})"; echo; echo '```'; grep -v '^|' "$OUT/$t.txt"; echo '```'
+    echo; grep '^|' "$OUT/$t.txt"; } > "$OUT/$t.md"
   grep -E "^CHECK .*FAIL|^RESULT|^\||^GEMM" "$OUT/$t.txt"
   if [[ $rc == 0 ]]; then SUMMARY+=("| $t | PASS ($(grep -c '^CHECK.*PASS' "$OUT/$t.txt") checks) |")
   else SUMMARY+=("| $t | FAIL rc=$rc ($(grep -c '^CHECK.*FAIL' "$OUT/$t.txt") failed checks) |"); status=1; fi
