@@ -59,8 +59,13 @@ void ToolParser::drain(std::vector<ToolEvent>& out) {
       in_block_ = true;
       continue;
     }
-    std::size_t end = pend_.find(close);
-    if (end == std::string::npos) return;  // the whole block is held until its closer
+    std::size_t end = pend_.find(close, scan_from_);
+    if (end == std::string::npos) {
+      // The whole block is held until its closer; the next search starts where a closer could.
+      scan_from_ = pend_.size() >= close.size() ? pend_.size() - close.size() + 1 : 0;
+      return;
+    }
+    scan_from_ = 0;
     std::string body = pend_.substr(0, end);
     std::optional<std::vector<RawCall>> calls = parse_block(body);
     if (!calls || calls->empty()) {
@@ -114,6 +119,7 @@ std::vector<ToolEvent> ToolParser::finish() {
   }
   pend_.clear();
   dropped_gap_.clear();
+  scan_from_ = 0;
   return out;
 }
 

@@ -108,6 +108,7 @@ class ToolParser {
   std::string pend_;          // normal state: unreleased text; block state: block text after the opener
   bool in_block_ = false;
   std::string dropped_gap_;   // the "\n\n" removed before the current block
+  std::size_t scan_from_ = 0; // block state: where the closer search resumes (long blocks stay O(n))
   int next_index_ = 0;
   int dropped_ = 0;
   bool malformed_ = false;

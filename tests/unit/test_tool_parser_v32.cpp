@@ -168,3 +168,22 @@ TEST(ToolParserV32, ThinkingPipelineWithCall) {
       ASSERT_TRUE(ds::testing::same_result(whole, ds::testing::run_choice(ch, opts))) << ds::testing::show(ch);
   }
 }
+
+TEST(ToolParserV32, LongArgumentInSmallDeltas) {
+  // A 100 KB code argument in 7-byte deltas (the closer search resumes where it stopped).
+  std::string code;
+  for (int i = 0; code.size() < 100000; ++i) code += "line " + std::to_string(i) + ": if a < b { x = \"y\"; }\n";
+  std::string text = kOpen + invoke("write", param("code", code, true)) + kClose;
+  ds::ToolParserV32 p;
+  std::vector<ds::ToolEvent> all;
+  for (std::size_t i = 0; i < text.size(); i += 7) {
+    auto ev = p.feed(std::string_view(text).substr(i, 7));
+    all.insert(all.end(), ev.begin(), ev.end());
+  }
+  auto tail = p.finish();
+  all.insert(all.end(), tail.begin(), tail.end());
+  ds::ToolParseResult r = ds::collect_tool_events(all);
+  ASSERT_EQ(r.calls.size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(r.calls[0].arguments)["code"].get<std::string>(), code);
+  EXPECT_EQ(r.content, "");
+}
