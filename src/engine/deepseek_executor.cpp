@@ -12,7 +12,7 @@ class DeepseekExecutor final : public ModelExecutor {
   explicit DeepseekExecutor(std::shared_ptr<DeepseekV32> m) : model_(std::move(m)) {
     if (!model_) throw std::invalid_argument("make_deepseek_executor: model is null");
   }
-  std::unique_ptr<SequenceCache> new_cache() override { return model_->new_cache(); }
+  void init_kv(int page_size, int64_t num_pages) override { model_->init_kv_pool(page_size, num_pages); }
   Logits forward(const BatchPlan& plan) override { return model_->forward(plan); }
   int vocab_size() const override { return model_->config().vocab_size; }
 

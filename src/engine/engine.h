@@ -3,6 +3,8 @@
 // the forward.
 #pragma once
 #include <atomic>
+#include <chrono>
+#include <optional>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -12,20 +14,23 @@
 #include <vector>
 
 #include "engine/request.h"
+#include "engine/scheduler.h"
 #include "model/batch.h"
 
 namespace ds {
 
 class DeepseekV32;
 
-/// What the engine needs from a model: fresh per-request caches and one forward over a plan.
-/// Called from the engine thread only.
+/// What the engine needs from a model: a paged KV pool and one forward over a plan. Called from
+/// the engine thread only.
 class ModelExecutor {
  public:
   virtual ~ModelExecutor() = default;
-  virtual std::unique_ptr<SequenceCache> new_cache() = 0;
-  /// Same contract as DeepseekV32::forward (appends each segment's tokens to its cache; returns
-  /// the last-token logits per segment). May throw; the engine then fails the guilty request.
+  /// (Re)creates the KV pool: `num_pages` pages of `page_size` token slots (contents undefined).
+  virtual void init_kv(int page_size, int64_t num_pages) = 0;
+  /// Same contract as DeepseekV32::forward with paged segments (writes each segment's keys into
+  /// its page-table slots; returns the last-token logits per segment). May throw before writing;
+  /// the engine then reruns segments one by one and fails only the guilty request.
   virtual Logits forward(const BatchPlan& plan) = 0;
   virtual int vocab_size() const = 0;
 };
@@ -33,20 +38,16 @@ class ModelExecutor {
 /// Adapter over a loaded DeepseekV32 (src/engine/deepseek_executor.cpp).
 std::unique_ptr<ModelExecutor> make_deepseek_executor(std::shared_ptr<DeepseekV32> model);
 
-/// Engine limits. `context_length`: prompt + generated tokens never exceed it (finish "length").
-/// `max_running_requests`: at most this many requests in one batch; later ones wait, FIFO.
-struct EngineOptions {
-  int context_length = 4096;
-  int max_running_requests = 64;
-};
+/// Engine limits = the scheduler's (context_length and max_running_requests first).
+using EngineOptions = SchedulerOptions;
 
-/// One engine thread looping: admit new requests (each prefilled as one segment), build one
-/// BatchPlan with every running request (prefills + one-token decodes), forward, sample per request
-/// (its own SamplerRng seeded by SamplingParams::seed or a random seed), post TokenEvents, retire
-/// finished and aborted requests. A forward that throws is retried request by request from scratch
-/// so only the failing request gets an Error event; the engine keeps running.
+/// One engine thread looping: take submitted requests, Scheduler::step() (admit with radix prefix
+/// matching, plan prefill chunks + decodes into one BatchPlan, forward, sample, retire), and when
+/// idle check the page invariant (KvStats) and serve /flush_cache.
 class Engine {
  public:
+  /// Creates the scheduler (and the executor's KV pool). Throws std::invalid_argument naming the
+  /// flag on bad options.
   Engine(std::unique_ptr<ModelExecutor> executor, EngineOptions opts);
   ~Engine();  // stop()
   Engine(const Engine&) = delete;
@@ -57,9 +58,16 @@ class Engine {
   void stop();
 
   /// Queues a request; returns its event stream. Thread-safe. Throws std::runtime_error once
-  /// stopped. Invalid requests (empty prompt, ids outside the vocabulary, prompt >= context)
-  /// are answered with an Error event, not an exception.
+  /// stopped. Invalid requests (empty prompt, ids outside the vocabulary, prompt >= context or
+  /// >= the KV pool) are answered with an Error event, not an exception.
   std::shared_ptr<RequestStream> submit(Request req);
+
+  /// Empties the radix prefix cache. Thread-safe; waits for the engine thread. False (nothing
+  /// done) when requests are queued or running, or the engine is stopped (SGLang's /flush_cache).
+  bool flush_cache();
+  /// Blocks until the engine thread is idle (no request queued or running) and returns the KV
+  /// accounting it checked then; nullopt on timeout. Thread-safe.
+  std::optional<KvStats> wait_idle(std::chrono::milliseconds timeout);
 
   const EngineOptions& options() const { return opts_; }
   /// Forward steps run so far (for tests and metrics).
@@ -70,20 +78,20 @@ class Engine {
   int in_flight() const { return in_flight_.load(); }
 
  private:
-  struct Running;
   void loop();
-  bool admit(std::vector<std::unique_ptr<Running>>& running);
-  void step(std::vector<std::unique_ptr<Running>>& running);
-  /// Samples the next token of `r` from `logits`, posts the event; true if `r` finished.
-  bool advance(Running& r, const float* logits);
-  void fail(Running& r, const std::string& msg);
 
   std::unique_ptr<ModelExecutor> exec_;
   EngineOptions opts_;
+  std::unique_ptr<Scheduler> sched_;
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::unique_ptr<Running>> inbox_;
+  std::condition_variable cv_, idle_cv_;
+  std::deque<std::unique_ptr<SchedRequest>> inbox_;
   bool stopping_ = false;
+  bool idle_ = false;                 // the thread published idle_stats_ and has no work
+  KvStats idle_stats_;
+  int flush_requests_ = 0, flush_done_ = 0;
+  bool flush_result_ = false;
+  uint64_t arrivals_ = 0;
   std::thread thread_;
   std::atomic<uint64_t> steps_{0};
   std::atomic<int> max_batch_{0};

@@ -41,6 +41,8 @@ struct TokenEvent {
   std::optional<int32_t> matched_stop;  // the stop/EOS id that ended the request
   int prompt_tokens = 0;
   int completion_tokens = 0;
+  /// Prompt tokens served from the radix prefix cache at admission (D20).
+  int cached_tokens = 0;
   std::string error;  // message when finish == Error
   bool finished() const { return finish != FinishReason::None; }
 };

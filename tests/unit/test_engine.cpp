@@ -6,74 +6,21 @@
 #include <thread>
 
 #include "engine/engine.h"
-#include "model/deepseek_v32.h"
+#include "test_engine_fake.h"
 
 namespace {
 
+using namespace engine_test;
 using namespace std::chrono_literals;
-
-constexpr int kVocab = 16;
-constexpr int32_t kPoison = 13;  // a forward over a segment holding this token throws
-
-class FakeExecutor : public ds::ModelExecutor {
- public:
-  bool flat = false;                      // uniform logits (for sampling tests)
-  std::chrono::milliseconds delay{0};     // per forward
-  std::unique_ptr<ds::SequenceCache> new_cache() override { return std::make_unique<ds::SequenceCache>(); }
-  ds::Logits forward(const ds::BatchPlan& plan) override {
-    if (delay.count()) std::this_thread::sleep_for(delay);
-    ds::Logits out;
-    out.vocab = kVocab;
-    out.row_begin.push_back(0);
-    for (const auto& s : plan.segments) {
-      if (s.start_pos != s.cache->length) throw std::invalid_argument("start_pos does not match the cache");
-      for (int32_t t : s.tokens)
-        if (t == kPoison) throw std::runtime_error("poison token");
-    }
-    for (const auto& s : plan.segments) {
-      s.cache->length += int32_t(s.tokens.size());
-      std::vector<float> row(kVocab, 0.0f);
-      if (!flat) row[size_t((s.tokens.back() + 1) % kVocab)] = 10.0f;
-      else row[size_t(kPoison)] = -1e30f;  // flat over the other tokens; never sample the poison
-      out.data.insert(out.data.end(), row.begin(), row.end());
-      out.row_begin.push_back(out.row_begin.back() + 1);
-    }
-    return out;
-  }
-  int vocab_size() const override { return kVocab; }
-};
-
-struct Result {
-  std::vector<int32_t> tokens;
-  ds::TokenEvent last;
-};
-
-Result collect(ds::RequestStream& s, std::chrono::milliseconds limit = 5000ms) {
-  Result r;
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto ev = s.pop(50ms);
-    if (!ev) continue;
-    if (ev->token >= 0) r.tokens.push_back(ev->token);
-    r.last = *ev;
-    if (ev->finished()) return r;
-  }
-  ADD_FAILURE() << "request " << s.id() << " did not finish";
-  return r;
-}
-
-ds::Request req(std::string id, std::vector<int32_t> prompt, int max_new) {
-  ds::Request r;
-  r.id = std::move(id);
-  r.prompt_ids = std::move(prompt);
-  r.max_new_tokens = max_new;
-  r.sampling.temperature = 0.0f;
-  return r;
-}
 
 std::unique_ptr<ds::Engine> make_engine(int ctx = 64, int cap = 8, std::unique_ptr<FakeExecutor> ex = nullptr) {
   if (!ex) ex = std::make_unique<FakeExecutor>();
-  return std::make_unique<ds::Engine>(std::move(ex), ds::EngineOptions{ctx, cap});
+  ds::EngineOptions o;
+  o.context_length = ctx;
+  o.max_running_requests = cap;
+  o.page_size = 4;
+  o.max_total_tokens = 4096;
+  return std::make_unique<ds::Engine>(std::move(ex), o);
 }
 
 TEST(Engine, GreedyUntilMaxTokens) {
