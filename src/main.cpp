@@ -11,7 +11,9 @@ void usage(FILE* out) {
                "usage: deepserve <command> [flags]\n\n"
                "commands:\n"
                "  serve        OpenAI-compatible server (SGLang flags; --help for the list)\n"
-               "  make-model   write a deterministic test checkpoint (--preset tiny|tiny-a|real-geometry)\n");
+               "  make-model   write a deterministic test checkpoint (--preset tiny|tiny-a|real-geometry)\n"
+               "  bench        load generator compatible with sglang.bench_serving (docs/bench.md)\n"
+               "  eval         accuracy runs: eval gsm8k | eval mmlu (docs/bench.md)\n");
 }
 }  // namespace
 
@@ -23,6 +25,8 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   if (cmd == "serve") return ds::serve_command(argc - 1, argv + 1);
   if (cmd == "make-model") return ds::make_model_command(argc - 1, argv + 1);
+  if (cmd == "bench") return ds::bench_command(argc - 1, argv + 1);
+  if (cmd == "eval") return ds::eval_command(argc - 1, argv + 1);
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     usage(stdout);
     return 0;

@@ -6,4 +6,6 @@
 namespace ds {
 int serve_command(int argc, char** argv);       // src/server/serve_command.cpp
 int make_model_command(int argc, char** argv);  // src/tools/make_model_command.cpp
+int bench_command(int argc, char** argv);       // src/tools/bench_command.cpp
+int eval_command(int argc, char** argv);        // src/tools/eval_command.cpp (gsm8k | mmlu)
 }  // namespace ds
