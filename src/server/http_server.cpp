@@ -148,6 +148,15 @@ struct HttpServer::Impl {
     });
     svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) { health(res); });
     svr.Get("/health_generate", [this](const httplib::Request&, httplib::Response& res) { health(res); });
+    // SGLang's /flush_cache (GET or POST): 200 when flushed, 400 when requests are queued or running.
+    auto flush = [this](const httplib::Request&, httplib::Response& res) {
+      const bool ok = ctx.engine->flush_cache();
+      res.status = ok ? 200 : 400;
+      res.set_content("Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting "
+                      "requests, the operation will not be performed.)\n", "text/plain");
+    };
+    svr.Get("/flush_cache", flush);
+    svr.Post("/flush_cache", flush);
     svr.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty() || res.status != 404) return httplib::Server::HandlerResponse::Unhandled;
       send_error(res, ApiError(404, "Not found: " + req.method + " " + req.path, "", "invalid_request_error", "not_found"));

@@ -2,6 +2,7 @@
 // the engine thread and the HTTP server, stop gracefully on SIGINT/SIGTERM.
 #include <pthread.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -120,7 +121,24 @@ int run(const ServerArgs& args) {
   ctx.stream_interval = args.stream_interval;
   ctx.max_n = args.max_running_requests;
 
-  Engine engine(make_deepseek_executor(model), EngineOptions{ctx_len, args.max_running_requests});
+  EngineOptions eo;
+  eo.context_length = ctx_len;
+  eo.max_running_requests = args.max_running_requests;
+  eo.page_size = args.page_size;
+  eo.chunked_prefill_size = args.chunked_prefill_size;
+  eo.max_prefill_tokens = args.max_prefill_tokens;
+  eo.policy = parse_schedule_policy(args.schedule_policy);
+  eo.disable_radix_cache = args.disable_radix_cache;
+  {
+    // CPU KV pool: --max-total-tokens, else 4 contexts capped at 1 GiB of KV (and >= one context).
+    const int64_t per_token = int64_t(cfg.num_hidden_layers) *
+                              (cfg.kv_lora_rank + cfg.qk_rope_head_dim + cfg.index_head_dim + 1) * 4;
+    const int64_t cap = std::max<int64_t>(int64_t(ctx_len) + args.page_size, (int64_t(1) << 30) / per_token);
+    eo.max_total_tokens = args.max_total_tokens > 0 ? int64_t(args.max_total_tokens) : std::min<int64_t>(4 * int64_t(ctx_len), cap);
+    spdlog::info("KV pool: {} tokens in pages of {} ({} MiB), radix cache {}, schedule policy {}", eo.max_total_tokens,
+                 eo.page_size, eo.max_total_tokens * per_token >> 20, eo.disable_radix_cache ? "off" : "on", args.schedule_policy);
+  }
+  Engine engine(make_deepseek_executor(model), eo);
   ctx.engine = &engine;
   engine.start();
 

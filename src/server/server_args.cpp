@@ -56,19 +56,20 @@ const std::vector<FlagSpec>& serve_flag_table() {
       {"--nsa-prefill-cp-mode,--dsa-prefill-cp-mode", K::Value, "", E::NoEffect, "one device: no context parallelism"},
       {"--disaggregation-mode", K::Value, "null", E::Checked, "null only (no prefill/decode disaggregation)"},
       // Memory, batching, kernels.
-      {"--page-size", K::Value, "1", E::NoEffect, "the CPU backend keeps one contiguous cache per request"},
+      {"--page-size", K::Value, "64", E::Honoured, "tokens per KV page (paged KV pool and radix-cache granularity)"},
       {"--mem-fraction-static", K::Value, "", E::NoEffect, "no device memory pool on the CPU backend"},
       {"--max-running-requests", K::Value, "64", E::Honoured, "cap on requests in one batch (later ones wait)"},
-      {"--max-total-tokens", K::Value, "", E::NoEffect, "no KV pool yet; each request is bounded by --context-length"},
-      {"--chunked-prefill-size", K::Value, "", E::NoEffect, "prompts are prefilled as one segment"},
-      {"--max-prefill-tokens", K::Value, "16384", E::NoEffect, "prompts are prefilled as one segment"},
+      {"--max-total-tokens", K::Value, "", E::Honoured, "KV pool size in tokens (CPU; default: 4 x context length, at most 1 GiB of KV)"},
+      {"--chunked-prefill-size", K::Value, "8192", E::Honoured, "most prompt tokens of one request per step (-1: no chunking)"},
+      {"--max-prefill-tokens", K::Value, "16384", E::Honoured, "most prefill tokens of all requests in one step"},
+      {"--disable-radix-cache", K::Switch, "false", E::Honoured, "no prefix sharing between requests"},
       {"--cuda-graph-max-bs", K::Value, "", E::NoEffect, "no CUDA graphs on the CPU backend"},
       {"--cuda-graph-bs", K::Value, "", E::NoEffect, "no CUDA graphs on the CPU backend"},
       {"--kv-cache-dtype", K::Value, "auto", E::Checked, "auto | bf16 | bfloat16 | fp8_e4m3 (the CPU cache format follows --numerics)"},
       {"--attention-backend", K::Value, "auto", E::Checked, "auto | nsa | dsa (the CPU backend runs DSA attention)"},
       {"--nsa-prefill-backend,--dsa-prefill-backend", K::Value, "", E::NoEffect, "CUDA kernel choice; the CPU backend has one implementation"},
       {"--nsa-decode-backend,--dsa-decode-backend", K::Value, "", E::NoEffect, "CUDA kernel choice; the CPU backend has one implementation"},
-      {"--schedule-policy", K::Value, "fcfs", E::Checked, "fcfs only"},
+      {"--schedule-policy", K::Value, "fcfs", E::Checked, "fcfs | lpm (longest cached prefix first)"},
       {"--watchdog-timeout", K::Value, "300", E::NoEffect, "no watchdog yet"},
       // Speculative decoding (MTP).
       {"--speculative-algorithm", K::Value, "", E::Checked, "refused: MTP/EAGLE speculative decoding is not implemented yet"},
@@ -176,6 +177,12 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
   a.stream_interval = to_int("--stream-interval", val("--stream-interval"), 1, 1 << 20);
   a.allow_auto_truncate = on("--allow-auto-truncate");
   a.max_running_requests = to_int("--max-running-requests", val("--max-running-requests"), 1, 4096);
+  a.page_size = to_int("--page-size", val("--page-size"), 1, 4096);
+  if (given("--max-total-tokens")) a.max_total_tokens = to_int("--max-total-tokens", val("--max-total-tokens"), 1, 1 << 30);
+  a.chunked_prefill_size = to_int("--chunked-prefill-size", val("--chunked-prefill-size"), -1, 1 << 30);
+  if (a.chunked_prefill_size == 0) throw ArgsError("--chunked-prefill-size 0: must be positive or -1 (no chunking)");
+  a.max_prefill_tokens = to_int("--max-prefill-tokens", val("--max-prefill-tokens"), 1, 1 << 30);
+  a.disable_radix_cache = on("--disable-radix-cache");
 
   // Parsers.
   a.reasoning_parser = val("--reasoning-parser");
@@ -210,7 +217,8 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
   one_of("--attention-backend", val("--attention-backend"), {"auto", "nsa", "dsa"}, "supported: auto, nsa, dsa");
   if (given("--attention-backend"))
     a.notes.push_back("--attention-backend accepted without effect: the CPU backend has one DSA implementation");
-  one_of("--schedule-policy", val("--schedule-policy"), {"fcfs"}, "supported: fcfs");
+  a.schedule_policy = val("--schedule-policy");
+  one_of("--schedule-policy", a.schedule_policy, {"fcfs", "lpm"}, "supported: fcfs, lpm");
   if (given("--speculative-algorithm"))
     throw ArgsError("--speculative-algorithm " + val("--speculative-algorithm") +
                     ": not supported; speculative decoding (MTP/EAGLE) is not implemented yet (omit the flag)");

@@ -41,6 +41,12 @@ struct ServerArgs {
   std::string served_model_name;  // empty: model path, or "deepseek-v3.2-tiny" for the default
   int context_length = 0;      // 0: config.json max_position_embeddings
   int max_running_requests = 64;
+  int page_size = 64;              // KV page size in tokens (scheduler + radix cache granularity)
+  long long max_total_tokens = 0;  // KV pool size in tokens; 0: sized by serve from the context length
+  int chunked_prefill_size = 8192; // most prompt tokens of one request per step; -1: no chunking
+  int max_prefill_tokens = 16384;  // most prefill tokens of all requests per step
+  std::string schedule_policy = "fcfs";  // fcfs | lpm
+  bool disable_radix_cache = false;
   std::string log_level = "info";
   std::string api_key;
   bool allow_auto_truncate = false;

@@ -67,8 +67,10 @@ TEST(ServerArgs, SeedCommandFlagsParseWithOneNoteEach) {
       if (n.rfind(flag + " ", 0) == 0) return true;
     return false;
   };
-  for (const char* f : {"--trust-remote-code", "--dist-init-addr", "--node-rank", "--enable-dp-attention", "--page-size",
-                        "--moe-a2a-backend", "--chunked-prefill-size", "--attention-backend", "--nsa-prefill-backend",
+  EXPECT_EQ(a.page_size, 64);
+  EXPECT_EQ(a.chunked_prefill_size, 16384);
+  for (const char* f : {"--trust-remote-code", "--dist-init-addr", "--node-rank", "--enable-dp-attention",
+                        "--moe-a2a-backend", "--attention-backend", "--nsa-prefill-backend",
                         "--nsa-decode-backend", "--enable-nsa-prefill-context-parallel", "--nsa-prefill-cp-mode",
                         "--cuda-graph-max-bs", "--kv-cache-dtype", "--enable-metrics", "--speculative-num-steps",
                         "--mem-fraction-static", "--tool-call-parser", "--reasoning-parser"})
