@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "server/choice_stream.h"
 #include "text/encoding_dsv32.h"
 
 namespace ds {
@@ -15,37 +16,57 @@ using namespace std::chrono_literals;
 struct ChatSession::Choice {
   int index = 0;
   std::shared_ptr<RequestStream> stream;
-  IncrementalDetokenizer detok;
+  IncrementalDetokenizer detok;   // never skips: apply() drops skipped special ids itself
+  ChoiceStream out;               // this choice's parsers (separate state per choice)
   std::deque<TokenEvent> queued;  // popped by start() before streaming began
-  std::string text;               // full text so far
-  std::string unsent;             // streamed text not yet sent
+  std::string text;               // full raw text so far (logging)
   int unsent_tokens = 0;
   int completion_tokens = 0;
   FinishReason finish = FinishReason::None;
   std::optional<int32_t> matched_stop;
   std::string error;
   bool finish_sent = false;
-  Choice(int i, std::shared_ptr<RequestStream> s, std::shared_ptr<const Tokenizer> tok, bool skip)
-      : index(i), stream(std::move(s)), detok(std::move(tok), skip) {}
+  Choice(int i, std::shared_ptr<RequestStream> s, std::shared_ptr<const Tokenizer> tok, ChoiceStream o)
+      : index(i), stream(std::move(s)), detok(std::move(tok), false), out(std::move(o)) {}
 };
 
-std::vector<int32_t> render_chat_prompt(const ServeContext& ctx, const ChatCompletionRequest& req) {
-  Dsv32EncodeOptions opts;
-  opts.thinking = req.thinking;
-  opts.tools = req.tools;
-  std::vector<PromptPiece> pieces;
-  try {
-    pieces = encode_dsv32(req.messages, opts);
-  } catch (const EncodeError& e) {
-    throw ApiError(400, e.what(), "messages");
-  }
-  if (req.assistant_prefix && !req.assistant_prefix->empty()) pieces.push_back(PromptPiece{*req.assistant_prefix, false});
-  try {
-    return ctx.tokenizer->encode_pieces(pieces);
-  } catch (const TokenizerError& e) {
-    throw ApiError(500, std::string("Internal server error: ") + e.what(), "", "internal_server_error");
-  }
+RenderedPrompt render_chat_prompt(const ServeContext& ctx, const ChatCompletionRequest& req) {
+  return render_prompt(*ctx.tokenizer, ctx.prompt_format, req);
 }
+
+namespace {
+/// The test hook's stand-in for the engine: the events the engine would post if it had sampled
+/// `ids` (then EOS when `ids` holds none of `stop_ids`), stopping at `max_new` tokens.
+std::shared_ptr<RequestStream> injected_stream(const std::string& id, std::vector<int32_t> ids, const Request& q) {
+  auto stream = std::make_shared<RequestStream>(id);
+  const auto& stops = q.stop_token_ids;
+  bool has_stop = false;
+  for (int32_t t : ids) has_stop = has_stop || std::find(stops.begin(), stops.end(), t) != stops.end();
+  if (!has_stop && !stops.empty()) ids.push_back(stops.front());
+  int n = 0;
+  for (int32_t t : ids) {
+    TokenEvent ev;
+    ev.token = t;
+    ev.prompt_tokens = int(q.prompt_ids.size());
+    ev.completion_tokens = ++n;
+    if (!q.ignore_eos && std::find(stops.begin(), stops.end(), t) != stops.end()) {
+      ev.finish = FinishReason::Stop;
+      ev.matched_stop = t;
+    } else if (n >= q.max_new_tokens) {
+      ev.finish = FinishReason::Length;
+    }
+    const bool last = ev.finished();
+    stream->push(std::move(ev));
+    if (last) return stream;
+  }
+  TokenEvent ev;  // ignore_eos and the text ran out
+  ev.finish = FinishReason::Length;
+  ev.prompt_tokens = int(q.prompt_ids.size());
+  ev.completion_tokens = n;
+  stream->push(ev);
+  return stream;
+}
+}  // namespace
 
 ChatSession::ChatSession(const ServeContext& ctx, ChatCompletionRequest req)
     : ctx_(ctx), req_(std::move(req)), id_(new_completion_id()),
@@ -61,7 +82,13 @@ void ChatSession::abort() {
 std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const std::string& body) {
   std::shared_ptr<ChatSession> s(new ChatSession(ctx, parse_chat_request(body, ctx.max_n)));
   const ChatCompletionRequest& r = s->req_;
-  s->prompt_ids_ = render_chat_prompt(ctx, r);
+  if (!r.debug_model_text.empty() && !ctx.debug_inject)
+    throw ApiError(400, "debug_model_text: test hook not enabled (start the server with --debug-inject-output)",
+                   "debug_model_text");
+  RenderedPrompt rendered = render_chat_prompt(ctx, r);
+  s->prompt_ids_ = std::move(rendered.ids);
+  s->opens_reasoning_ = rendered.opens_reasoning;
+  if (auto d = ctx.tokenizer->token_to_id(dsv32::kDsml)) s->dsml_id_ = *d;
 
   // Context checks (spec/serving.md 4.6).
   const int64_t M = ctx.context_length;
@@ -105,12 +132,18 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
     q.id = s->id_ + (r.n > 1 ? std::string("-") + std::to_string(i) : "");
     if (r.seed) q.sampling.seed = *r.seed + uint64_t(i);  // n choices from one seed differ
     std::shared_ptr<RequestStream> stream;
-    try {
-      stream = ctx.engine->submit(std::move(q));
-    } catch (const std::exception& e) {
-      throw ApiError(503, std::string("The server is shutting down: ") + e.what(), "", "service_unavailable");
+    if (!r.debug_model_text.empty()) {
+      const std::string& text = r.debug_model_text[std::min<size_t>(size_t(i), r.debug_model_text.size() - 1)];
+      stream = injected_stream(q.id, encode_with_markers(*ctx.tokenizer, text), q);
+      s->injected_ = true;
+    } else {
+      try {
+        stream = ctx.engine->submit(std::move(q));
+      } catch (const std::exception& e) {
+        throw ApiError(503, std::string("The server is shutting down: ") + e.what(), "", "service_unavailable");
+      }
     }
-    s->choices_.push_back(std::make_unique<Choice>(i, stream, ctx.tokenizer, r.skip_special_tokens));
+    s->choices_.push_back(std::make_unique<Choice>(i, stream, ctx.tokenizer, s->make_output()));
   }
   if (ctx.log_requests) {
     std::string extra;
@@ -137,18 +170,49 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
   return s;
 }
 
-void ChatSession::apply(Choice& c, const TokenEvent& ev) {
-  if (ev.token >= 0) {
-    std::string t = c.detok.push(ev.token);
-    c.text += t;
-    c.unsent += t;
-    ++c.unsent_tokens;
+ChoiceStream ChatSession::make_output() const {
+  ChoiceOutputOptions o;
+  o.separate_reasoning = req_.separate_reasoning && !ctx_.reasoning_parser.empty();
+  o.start_in_reasoning = opens_reasoning_;
+  if (!ctx_.tool_call_parser.empty() && !req_.tools.empty() && !req_.tool_choice_none) {
+    o.tool_parser = ctx_.tool_call_parser;
+    for (const auto& t : req_.tools)
+      if (t.is_object() && t.contains("function") && t["function"].is_object() && t["function"].contains("name") &&
+          t["function"]["name"].is_string())
+        o.tools.tool_names.push_back(t["function"]["name"].get<std::string>());
   }
+  o.stop = req_.stop;
+  auto think_end = ctx_.tokenizer->token_to_id(dsv32::kThinkEnd);
+  return ChoiceStream(std::move(o), req_.stream_reasoning, think_end ? *think_end : -1);
+}
+
+void ChatSession::apply(Choice& c, const TokenEvent& ev) {
+  if (c.out.stopped()) return;  // a stop string ended this choice; later events are the abort's
+  // The EOS/stop id that ended the request is not text. Other special ids are dropped when
+  // skip_special_tokens, except the parsers' markers (spec 1.2: `｜DSML｜` is flagged special, D11).
+  const bool stop_token = ev.finish == FinishReason::Stop && ev.matched_stop && *ev.matched_stop == ev.token;
+  if (ev.token >= 0 && !stop_token) {
+    const bool skip = req_.skip_special_tokens && ctx_.tokenizer->is_special(ev.token) && ev.token != dsml_id_;
+    if (!skip) {
+      std::string t = c.detok.push(ev.token);
+      c.text += t;
+      if (c.out.feed(t, ev.token)) {  // stop string (D17): end generation now
+        c.stream->abort();
+        c.out.finish();
+        c.completion_tokens = std::max(c.completion_tokens, ev.completion_tokens);
+        c.finish = FinishReason::Stop;
+        c.matched_stop.reset();
+        return;
+      }
+    }
+  }
+  if (ev.token >= 0) ++c.unsent_tokens;
   c.completion_tokens = std::max(c.completion_tokens, ev.completion_tokens);
   if (ev.finished()) {
     std::string t = c.detok.flush();
     c.text += t;
-    c.unsent += t;
+    c.out.feed(t, -1);
+    c.out.finish();
     c.finish = ev.finish;
     c.matched_stop = ev.matched_stop;
     c.error = ev.error;
@@ -165,9 +229,16 @@ bool ChatSession::pump(bool wait) {
       any = true;
     }
     if (c->finish != FinishReason::None) continue;
-    for (const TokenEvent& ev : c->stream->drain()) {
-      apply(*c, ev);
-      any = true;
+    if (injected_) {  // one token per step, as the engine would deliver them
+      if (auto ev = c->stream->pop(std::chrono::milliseconds(0))) {
+        apply(*c, *ev);
+        any = true;
+      }
+    } else {
+      for (const TokenEvent& ev : c->stream->drain()) {
+        apply(*c, ev);
+        any = true;
+      }
     }
     if (!first_open && c->finish == FinishReason::None) first_open = c.get();
   }
@@ -181,14 +252,17 @@ bool ChatSession::pump(bool wait) {
 }
 
 json ChatSession::usage() const {
-  int completion = 0;
-  for (const auto& c : choices_) completion += c->completion_tokens;
+  int completion = 0, reasoning = 0;
+  for (const auto& c : choices_) {
+    completion += c->completion_tokens;
+    reasoning += c->out.reasoning_tokens();
+  }
   int prompt = int(prompt_ids_.size());
   return json{{"prompt_tokens", prompt},
               {"completion_tokens", completion},
               {"total_tokens", prompt + completion},
               {"prompt_tokens_details", nullptr},
-              {"reasoning_tokens", 0}};
+              {"reasoning_tokens", reasoning}};
 }
 
 json ChatSession::chunk(json choices) const {
@@ -197,7 +271,12 @@ json ChatSession::chunk(json choices) const {
 }
 
 namespace {
-json matched(const std::optional<int32_t>& m) { return m ? json(*m) : json(nullptr); }
+/// SGLang's matched_stop: the stop string, else the stop/EOS id; null for tool_calls and length.
+json matched(const std::string& reason, const std::optional<std::string>& str, const std::optional<int32_t>& id) {
+  if (reason != "stop") return nullptr;
+  if (str) return json(*str);
+  return id ? json(*id) : json(nullptr);
+}
 void sse(std::string& out, const json& j) {
   out += "data: ";
   out += j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -228,11 +307,12 @@ bool ChatSession::poll_complete(std::string& out) {
     }
   json cs = json::array();
   for (const auto& c : choices_) {
+    std::string reason = c->out.finish_reason(finish_reason_name(c->finish));
     cs.push_back({{"index", c->index},
-                  {"message", {{"role", "assistant"}, {"content", c->text}, {"reasoning_content", nullptr}, {"tool_calls", nullptr}}},
+                  {"message", c->out.message()},
                   {"logprobs", nullptr},
-                  {"finish_reason", finish_reason_name(c->finish)},
-                  {"matched_stop", matched(c->matched_stop)}});
+                  {"finish_reason", reason},
+                  {"matched_stop", matched(reason, c->out.matched_stop(), c->matched_stop)}});
   }
   json body = {{"id", id_}, {"object", "chat.completion"}, {"created", created_}, {"model", req_.model},
                {"choices", cs}, {"usage", usage()}, {"metadata", {{"weight_version", "default"}}}};
@@ -258,18 +338,20 @@ bool ChatSession::next_stream(std::string& out) {
       c->finish_sent = true;
       continue;
     }
-    if (!c->unsent.empty() && (finished || c->unsent_tokens >= ctx_.stream_interval)) {
-      json ch = chunk(json::array({{{"index", c->index}, {"delta", {{"content", c->unsent}}}, {"logprobs", nullptr},
-                                    {"finish_reason", nullptr}, {"matched_stop", nullptr}}}));
-      if (req_.continuous_usage_stats) ch["usage"] = usage();
-      sse(out, ch);
-      c->unsent.clear();
+    if (c->out.has_pending() && (finished || c->unsent_tokens >= ctx_.stream_interval)) {
+      for (json& delta : c->out.take_deltas()) {
+        json ch = chunk(json::array({{{"index", c->index}, {"delta", std::move(delta)}, {"logprobs", nullptr},
+                                      {"finish_reason", nullptr}, {"matched_stop", nullptr}}}));
+        if (req_.continuous_usage_stats) ch["usage"] = usage();
+        sse(out, ch);
+      }
       c->unsent_tokens = 0;
     }
     if (finished) {
+      std::string reason = c->out.finish_reason(finish_reason_name(c->finish));
       sse(out, chunk(json::array({{{"index", c->index}, {"delta", json::object()}, {"logprobs", nullptr},
-                                   {"finish_reason", finish_reason_name(c->finish)},
-                                   {"matched_stop", matched(c->matched_stop)}}})));
+                                   {"finish_reason", reason},
+                                   {"matched_stop", matched(reason, c->out.matched_stop(), c->matched_stop)}}})));
       c->finish_sent = true;
     } else {
       all_done = false;

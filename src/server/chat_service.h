@@ -8,6 +8,8 @@
 
 #include "engine/engine.h"
 #include "server/openai_protocol.h"
+#include "server/choice_stream.h"
+#include "server/prompt_render.h"
 #include "text/tokenizer.h"
 
 namespace ds {
@@ -25,10 +27,17 @@ struct ServeContext {
   int log_requests_level = 2;
   int stream_interval = 1;
   int max_n = 64;
+  PromptFormat prompt_format = PromptFormat::Dsv32;  // D7
+  std::string reasoning_parser;  // "" or "deepseek-v3"
+  std::string tool_call_parser;  // "" | "deepseekv32" | "deepseekv31"
+  /// --debug-inject-output (test builds only, DEEPSERVE_ALLOW_TEST_HOOKS=1): a request's
+  /// `debug_model_text` replaces sampling by the tokens of that text.
+  bool debug_inject = false;
 };
 
-/// Prompt token ids for a validated request (encoder + tokenizer); ApiError 400 on EncodeError.
-std::vector<int32_t> render_chat_prompt(const ServeContext& ctx, const ChatCompletionRequest& req);
+/// The rendered prompt of a validated request (ctx.prompt_format's encoder + tokenizer); ApiError 400
+/// on EncodeError.
+RenderedPrompt render_chat_prompt(const ServeContext& ctx, const ChatCompletionRequest& req);
 
 class ChatSession {
  public:
@@ -55,6 +64,7 @@ class ChatSession {
   ChatSession(const ServeContext& ctx, ChatCompletionRequest req);
   bool pump(bool wait);  // moves engine events into choices; true if any arrived
   void apply(Choice& c, const TokenEvent& ev);
+  ChoiceStream make_output() const;
   nlohmann::json chunk(nlohmann::json choices) const;
   nlohmann::json usage() const;
   void log_finish() const;
@@ -65,6 +75,9 @@ class ChatSession {
   int64_t created_ = 0;
   std::vector<int32_t> prompt_ids_;
   std::vector<std::unique_ptr<Choice>> choices_;
+  bool opens_reasoning_ = false;  // the prompt ended inside reasoning (parsers start there)
+  bool injected_ = false;         // --debug-inject-output: events come from injected_stream()
+  int32_t dsml_id_ = -1;          // `｜DSML｜` when it is a token: kept for the parsers (D11)
   bool role_sent_ = false;
   bool done_sent_ = false;
 };

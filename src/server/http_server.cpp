@@ -6,6 +6,8 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "server/text_endpoints.h"
+
 namespace ds {
 
 using json = nlohmann::json;
@@ -111,6 +113,22 @@ struct HttpServer::Impl {
     }
   }
 
+  /// A JSON-in / JSON-out route (the text endpoints): auth, media type, ApiError -> its status.
+  void json_route(const httplib::Request& req, httplib::Response& res,
+                  json (*handler)(const ServeContext&, const std::string&)) {
+    if (!authorized(req, res)) return;
+    std::string ct = req.get_header_value("Content-Type");
+    if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
+      send_error(res, ApiError(400, "Unsupported Media Type: Only 'application/json' is allowed"));
+      return;
+    }
+    try {
+      res.set_content(handler(ctx, req.body).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    } catch (const ApiError& e) {
+      send_error(res, e);
+    }
+  }
+
   void health(httplib::Response& res) {
     if (stopping.load()) {
       res.status = 503;
@@ -146,6 +164,17 @@ struct HttpServer::Impl {
       }
       res.set_content(model_card().dump(), "application/json");
     });
+    using Handler = json (*)(const ServeContext&, const std::string&);
+    const std::pair<const char*, Handler> text_routes[] = {
+        {"/tokenize", tokenize_endpoint},
+        {"/v1/tokenize", tokenize_endpoint},
+        {"/detokenize", detokenize_endpoint},
+        {"/v1/detokenize", detokenize_endpoint},
+        {"/separate_reasoning", separate_reasoning_endpoint},
+        {"/parse_function_call", parse_function_call_endpoint},
+    };
+    for (const auto& [path, handler] : text_routes)
+      svr.Post(path, [this, h = handler](const httplib::Request& req, httplib::Response& res) { json_route(req, res, h); });
     svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) { health(res); });
     svr.Get("/health_generate", [this](const httplib::Request&, httplib::Response& res) { health(res); });
     // SGLang's /flush_cache (GET or POST): 200 when flushed, 400 when requests are queued or running.

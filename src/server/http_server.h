@@ -12,7 +12,8 @@ namespace ds {
 
 class HttpServer {
  public:
-  /// Routes: POST /v1/chat/completions, GET /v1/models, GET /v1/models/{model}, GET /health.
+  /// Routes: POST /v1/chat/completions, GET /v1/models, GET /v1/models/{model}, GET /health,
+  /// POST /tokenize, /detokenize (and /v1/...), /separate_reasoning, /parse_function_call.
   HttpServer(const ServeContext& ctx, const ServerArgs& args);
   ~HttpServer();
   /// Binds host:port (port 0: any free port). Returns the bound port; throws std::runtime_error.

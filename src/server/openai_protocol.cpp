@@ -109,6 +109,7 @@ ToolCall parse_tool_call(const ordered_json& tc, const std::string& where) {
   if (fn.contains("arguments") && !fn["arguments"].is_null()) {
     const auto& args = fn["arguments"];
     if (args.is_string()) {  // spec/serving.md 1.4 rule 2
+      call.arguments_text = args.get<std::string>();
       try {
         call.arguments = ordered_json::parse(args.get<std::string>());
       } catch (const std::exception&) {
@@ -168,7 +169,6 @@ void refuse_unsupported(const ordered_json& body) {
     if (v.is_number()) return v.get<double>() != 0.0;
     return true;
   };
-  if (nonempty("stop")) bad("stop", "stop is not supported yet (stop strings); use stop_token_ids");
   if (nonempty("logprobs")) bad("logprobs", "logprobs is not supported yet");
   if (nonempty("top_logprobs")) bad("top_logprobs", "top_logprobs is not supported yet");
   if (nonempty("frequency_penalty")) bad("frequency_penalty", "frequency_penalty is not supported yet (only 0)");
@@ -191,7 +191,7 @@ void refuse_unsupported(const ordered_json& body) {
 
 }  // namespace
 
-ChatCompletionRequest parse_chat_request(const std::string& text, int max_n) {
+ordered_json parse_body(const std::string& text) {
   ordered_json body;
   try {
     int too_deep = 0;
@@ -204,6 +204,14 @@ ChatCompletionRequest parse_chat_request(const std::string& text, int max_n) {
     bad("", std::string("Invalid JSON body: ") + e.what());
   }
   if (!body.is_object()) bad("", std::string("Invalid request body: expected a JSON object, got ") + type_name(body));
+  return body;
+}
+
+ChatCompletionRequest parse_chat_request(const std::string& text, int max_n) {
+  return parse_chat_request_json(parse_body(text), max_n);
+}
+
+ChatCompletionRequest parse_chat_request_json(const ordered_json& body, int max_n) {
   refuse_unsupported(body);
 
   ChatCompletionRequest r;
@@ -256,7 +264,39 @@ ChatCompletionRequest parse_chat_request(const std::string& text, int max_n) {
     if (!is_absent(so, "continuous_usage_stats")) r.continuous_usage_stats = get_bool(so, "continuous_usage_stats");
   }
   if (!is_absent(body, "ignore_eos")) r.ignore_eos = get_bool(body, "ignore_eos");
-  if (!is_absent(body, "skip_special_tokens")) r.skip_special_tokens = get_bool(body, "skip_special_tokens");
+  if (!is_absent(body, "skip_special_tokens")) {
+    r.skip_special_tokens = get_bool(body, "skip_special_tokens");
+    r.skip_special_tokens_given = true;
+  }
+  if (!is_absent(body, "separate_reasoning")) r.separate_reasoning = get_bool(body, "separate_reasoning");
+  if (!is_absent(body, "stream_reasoning")) r.stream_reasoning = get_bool(body, "stream_reasoning");
+  if (!is_absent(body, "add_generation_prompt")) r.add_generation_prompt = get_bool(body, "add_generation_prompt");
+  if (!is_absent(body, "stop")) {  // D17
+    const auto& st = body["stop"];
+    if (st.is_string()) {
+      if (!st.get<std::string>().empty()) r.stop.push_back(st.get<std::string>());
+    } else if (st.is_array()) {
+      for (const auto& v : st) {
+        if (!v.is_string()) bad("stop", "stop: expected a string or an array of strings");
+        if (!v.get<std::string>().empty()) r.stop.push_back(v.get<std::string>());
+      }
+    } else {
+      bad("stop", std::string("stop: expected a string or an array of strings, got ") + type_name(st));
+    }
+  }
+  if (!is_absent(body, "debug_model_text")) {  // test hook; the server refuses it unless enabled
+    const auto& d = body["debug_model_text"];
+    if (d.is_string()) {
+      r.debug_model_text.push_back(d.get<std::string>());
+    } else if (d.is_array() && !d.empty()) {
+      for (const auto& v : d) {
+        if (!v.is_string()) bad("debug_model_text", "debug_model_text: expected a string or an array of strings");
+        r.debug_model_text.push_back(v.get<std::string>());
+      }
+    } else {
+      bad("debug_model_text", "debug_model_text: expected a string or a non-empty array of strings");
+    }
+  }
   if (!is_absent(body, "stop_token_ids")) {
     const auto& ids = body["stop_token_ids"];
     if (!ids.is_array()) bad("stop_token_ids", "stop_token_ids: expected an array of integers");
@@ -290,20 +330,29 @@ ChatCompletionRequest parse_chat_request(const std::string& text, int max_n) {
     const auto& tc = body["tool_choice"];
     if (tc.is_string() && tc.get<std::string>() == "none") {
       r.tools = ordered_json::array();
+      r.tool_choice_none = true;
     } else if (!(tc.is_string() && tc.get<std::string>() == "auto")) {
       bad("tool_choice", "tool_choice " + tc.dump() + " is not supported yet (needs constrained decoding); use \"auto\" or \"none\"");
     }
   }
 
-  // Trailing assistant message (D9).
+  // Trailing assistant message (D9): continue_final_message, or DeepSeek's {"prefix": true}.
   bool cont = !is_absent(body, "continue_final_message") && get_bool(body, "continue_final_message");
+  {
+    const auto& ms = body["messages"];
+    const auto& last = ms[ms.size() - 1];
+    if (last.contains("prefix") && last["prefix"].is_boolean() && last["prefix"].get<bool>()) cont = true;
+  }
   if (cont && r.messages.back().role == "assistant") {
     r.assistant_prefix = r.messages.back().content;
     r.messages.pop_back();
     if (r.messages.empty()) bad("messages", "messages: continue_final_message needs a message before the final assistant message");
   }
   // Empty system message first (spec 1.4 rule 5).
-  if (r.messages.front().role != "system") r.messages.insert(r.messages.begin(), ChatMessage{"system", "", {}, {}, {}});
+  if (r.messages.front().role != "system") {
+    r.messages.insert(r.messages.begin(), ChatMessage{"system", "", {}, {}, {}});
+    r.system_inserted = true;
+  }
   return r;
 }
 

@@ -32,6 +32,7 @@ nlohmann::json error_body(const ApiError& e);
 struct ChatCompletionRequest {
   std::string model = "default";
   std::vector<ChatMessage> messages;      // after SGLang's pre-processing (spec 1.4), incl. empty system
+  bool system_inserted = false;           // messages[0] is that inserted empty system message
   std::optional<std::string> assistant_prefix;  // continue_final_message text appended after the prompt
   bool thinking = false;
   ordered_json tools = ordered_json::array();   // empty when absent or tool_choice "none"
@@ -47,14 +48,35 @@ struct ChatCompletionRequest {
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids;
   bool skip_special_tokens = true;
+  bool skip_special_tokens_given = false;  // the client set it (else: false while parsers run, 1.2)
+  /// tool_choice "none" (D5): no tool block, no tool parsing. "auto" (default) parses when tools exist.
+  bool tool_choice_none = false;
+  /// Stop strings (`stop`, a string or up to 4 strings; D17).
+  std::vector<std::string> stop;
+  bool separate_reasoning = true;  // SGLang extension: split reasoning_content out
+  bool stream_reasoning = true;    // SGLang extension: stream reasoning deltas as they come
+  /// /tokenize only (V3.1 format): append `<｜Assistant｜>` + think tag after a final user turn.
+  bool add_generation_prompt = true;
+  /// Test hook (--debug-inject-output): the model's text per choice (one entry is used for every
+  /// choice). Empty = sample normally.
+  std::vector<std::string> debug_model_text;
 };
 
 /// Parses and validates a request body. Throws ApiError (400) naming the parameter: invalid JSON,
 /// JSON nested deeper than 64, wrong types, missing/empty messages, bad role, non-text content
 /// part (D8), temperature < 0, top_p outside (0, 1], top_k 0 or < -1, min_p outside [0, 1],
-/// n outside [1, max_n], negative max_tokens, and fields deepserve cannot honour yet (stop strings,
-/// logprobs, penalties, logit_bias, response_format other than text, tool_choice required/named (D5)).
+/// n outside [1, max_n], negative max_tokens, a bad `stop`, and fields deepserve cannot honour yet
+/// (logprobs, penalties, logit_bias, response_format other than text, tool_choice required/named (D5)).
+/// A final assistant message with `continue_final_message: true` or DeepSeek's `prefix: true`
+/// becomes `assistant_prefix` (D9).
 ChatCompletionRequest parse_chat_request(const std::string& body, int max_n);
+
+/// parse_chat_request on an already parsed body (POST /tokenize with `messages`).
+ChatCompletionRequest parse_chat_request_json(const ordered_json& body, int max_n);
+
+/// Parses a request body as a JSON object (400 naming the problem: invalid JSON, depth > 64, not an
+/// object).
+ordered_json parse_body(const std::string& body);
 
 /// Response id "chatcmpl-" + 32 random hex digits.
 std::string new_completion_id();

@@ -90,6 +90,23 @@ SamplingParams sampling_defaults(const ServerArgs& a, const std::string& dir, st
   return p;
 }
 
+/// D7: the V3.1-format encoder when --tool-call-parser deepseekv31, or when the model directory's
+/// tokenizer_config.json has a chat_template and --tool-call-parser is not deepseekv32; else DSV3.2.
+PromptFormat prompt_format(const ServerArgs& a, const std::string& model_dir) {
+  if (a.tool_call_parser == "deepseekv31") return PromptFormat::V31;
+  if (a.tool_call_parser == "deepseekv32") return PromptFormat::Dsv32;
+  fs::path tc = fs::path(model_dir) / "tokenizer_config.json";
+  if (!fs::exists(tc)) return PromptFormat::Dsv32;
+  try {
+    std::ifstream in(tc);
+    auto j = nlohmann::json::parse(in);
+    if (j.contains("chat_template") && !j["chat_template"].is_null()) return PromptFormat::V31;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(tc.string() + ": invalid JSON: " + e.what());
+  }
+  return PromptFormat::Dsv32;
+}
+
 int run(const ServerArgs& args) {
   std::string model_dir = args.model_path.empty() ? ensure_default_model() : args.model_path;
   std::string served = !args.served_model_name.empty() ? args.served_model_name
@@ -120,6 +137,14 @@ int run(const ServerArgs& args) {
   ctx.log_requests_level = args.log_requests_level;
   ctx.stream_interval = args.stream_interval;
   ctx.max_n = args.max_running_requests;
+  ctx.prompt_format = prompt_format(args, model_dir);
+  ctx.reasoning_parser = args.reasoning_parser;
+  ctx.tool_call_parser = args.tool_call_parser;
+  ctx.debug_inject = args.debug_inject_output;
+  spdlog::info("chat prompts: {} encoder{}", ctx.prompt_format == PromptFormat::V31 ? "V3.1-format" : "DeepSeek-V3.2",
+               ctx.prompt_format == PromptFormat::V31 && args.tool_call_parser.empty()
+                   ? " (tokenizer_config.json has a chat_template; D7)" : "");
+  if (ctx.debug_inject) spdlog::warn("--debug-inject-output: TEST HOOK enabled (debug_model_text replaces sampling)");
 
   EngineOptions eo;
   eo.context_length = ctx_len;

@@ -22,7 +22,7 @@ const std::vector<FlagSpec>& serve_flag_table() {
       {"--trust-remote-code", K::Switch, "false", E::NoEffect, "deepserve never runs code from a checkpoint"},
       {"--served-model-name", K::Value, "", E::Honoured, "name listed by /v1/models (default: the model path)"},
       {"--context-length", K::Value, "", E::Honoured, "max prompt + completion tokens (default: config.json max_position_embeddings)"},
-      {"--chat-template", K::Value, "", E::Checked, "refused: prompts are rendered by DeepSeek's V3.2 encoder; Jinja templates are not supported"},
+      {"--chat-template", K::Value, "", E::Checked, "refused: prompts are rendered by DeepSeek's V3.2 encoder or the V3.1-format encoder (D7); Jinja templates are not supported"},
       {"--sampling-defaults", K::Value, "model", E::Checked, "model (generation_config.json) | openai"},
       // HTTP.
       {"--host", K::Value, "127.0.0.1", E::Honoured, "bind address"},
@@ -36,8 +36,9 @@ const std::vector<FlagSpec>& serve_flag_table() {
       {"--stream-interval", K::Value, "1", E::Honoured, "tokens per streamed chunk"},
       {"--allow-auto-truncate", K::Switch, "false", E::Honoured, "truncate prompts / max_tokens that exceed the context instead of a 400"},
       // Parsers.
-      {"--reasoning-parser", K::Value, "", E::Checked, "deepseek-v3 (accepted; reasoning is not split out yet)"},
-      {"--tool-call-parser", K::Value, "", E::Checked, "deepseekv32 (accepted; tool calls are not parsed yet); deepseekv31 refused"},
+      {"--reasoning-parser", K::Value, "", E::Checked, "deepseek-v3 (reasoning_content split out of the output)"},
+      {"--tool-call-parser", K::Value, "", E::Checked, "deepseekv32 (DSML; V3.2 encoder) | deepseekv31 (V3.1 format encoder, D7)"},
+      {"--debug-inject-output", K::Switch, "false", E::Checked, "test hook: a request's debug_model_text replaces sampling; refused unless DEEPSERVE_ALLOW_TEST_HOOKS=1"},
       // Device and numerics (deepserve's own).
       {"--device", K::Value, "cpu", E::Checked, "cpu (CUDA is not built yet)"},
       {"--numerics", K::Value, "official", E::Checked, "official | exact (D23)"},
@@ -188,13 +189,16 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
   a.reasoning_parser = val("--reasoning-parser");
   if (!a.reasoning_parser.empty()) {
     one_of("--reasoning-parser", a.reasoning_parser, {"deepseek-v3"}, "supported: deepseek-v3");
-    a.notes.push_back("--reasoning-parser deepseek-v3 accepted without effect: reasoning is returned inside content for now");
   }
   a.tool_call_parser = val("--tool-call-parser");
   if (!a.tool_call_parser.empty()) {
-    one_of("--tool-call-parser", a.tool_call_parser, {"deepseekv32"},
-           "supported: deepseekv32 (the V3.1 format encoder is not available yet)");
-    a.notes.push_back("--tool-call-parser deepseekv32 accepted without effect: tool calls are returned as content for now");
+    one_of("--tool-call-parser", a.tool_call_parser, {"deepseekv32", "deepseekv31"}, "supported: deepseekv32, deepseekv31");
+  }
+  a.debug_inject_output = on("--debug-inject-output");
+  if (a.debug_inject_output) {
+    const char* hooks = std::getenv("DEEPSERVE_ALLOW_TEST_HOOKS");
+    if (!hooks || std::string(hooks) != "1")
+      throw ArgsError("--debug-inject-output: refused; it is a test hook (set DEEPSERVE_ALLOW_TEST_HOOKS=1 in tests only)");
   }
 
   // Device, numerics, parallelism.

@@ -58,6 +58,7 @@ struct ServerArgs {
   int stream_interval = 1;
   std::string reasoning_parser;
   std::string tool_call_parser;
+  bool debug_inject_output = false;  // test hook (needs DEEPSERVE_ALLOW_TEST_HOOKS=1)
   bool enable_metrics = false;
   /// One line per accepted-without-effect flag given on the command line (logged at start).
   std::vector<std::string> notes;

@@ -1,6 +1,7 @@
 // serve flags: the seed's SGLang commands parse; unsupported values are refused naming the flag.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,17 @@ std::string refusal(std::vector<std::string> args) {
     return e.what();
   }
   return "(accepted)";
+}
+
+TEST(ServerArgs, ParsersAndTestHook) {
+  EXPECT_EQ(parse({"--tool-call-parser", "deepseekv31"}).tool_call_parser, "deepseekv31");
+  EXPECT_EQ(parse({"--reasoning-parser", "deepseek-v3"}).reasoning_parser, "deepseek-v3");
+  EXPECT_FALSE(parse({}).debug_inject_output);
+  ::setenv("DEEPSERVE_ALLOW_TEST_HOOKS", "1", 1);
+  EXPECT_TRUE(parse({"--debug-inject-output"}).debug_inject_output);
+  ::setenv("DEEPSERVE_ALLOW_TEST_HOOKS", "yes", 1);  // only "1" enables it
+  EXPECT_EQ(refusal({"--debug-inject-output"}).rfind("--debug-inject-output: refused", 0), 0u);
+  ::unsetenv("DEEPSERVE_ALLOW_TEST_HOOKS");
 }
 
 TEST(ServerArgs, Defaults) {
@@ -73,7 +85,7 @@ TEST(ServerArgs, SeedCommandFlagsParseWithOneNoteEach) {
                         "--moe-a2a-backend", "--attention-backend", "--nsa-prefill-backend",
                         "--nsa-decode-backend", "--enable-nsa-prefill-context-parallel", "--nsa-prefill-cp-mode",
                         "--cuda-graph-max-bs", "--kv-cache-dtype", "--enable-metrics", "--speculative-num-steps",
-                        "--mem-fraction-static", "--tool-call-parser", "--reasoning-parser"})
+                        "--mem-fraction-static"})
     EXPECT_TRUE(has(f)) << f;
   EXPECT_EQ(a.tool_call_parser, "deepseekv32");
 }
@@ -91,7 +103,10 @@ TEST(ServerArgs, RefusalsNameTheFlag) {
   EXPECT_EQ(refusal({"--numerics", "fast"}), "--numerics fast: not supported; supported: official, exact");
   EXPECT_EQ(refusal({"--kv-cache-dtype", "fp8_e5m2"}),
             "--kv-cache-dtype fp8_e5m2: not supported; supported for DSA models: auto, bf16, bfloat16, fp8_e4m3");
-  EXPECT_EQ(refusal({"--tool-call-parser", "deepseekv31"}).rfind("--tool-call-parser deepseekv31: not supported", 0), 0u);
+  EXPECT_EQ(refusal({"--tool-call-parser", "deepseekv3"}), "--tool-call-parser deepseekv3: not supported; supported: deepseekv32, deepseekv31");
+  ::unsetenv("DEEPSERVE_ALLOW_TEST_HOOKS");
+  EXPECT_EQ(refusal({"--debug-inject-output"}),
+            "--debug-inject-output: refused; it is a test hook (set DEEPSERVE_ALLOW_TEST_HOOKS=1 in tests only)");
   EXPECT_EQ(refusal({"--chat-template", "x.jinja"}).rfind("--chat-template x.jinja: not supported", 0), 0u);
   EXPECT_EQ(refusal({"--port", "70000"}), "--port 70000: expected an integer in [0, 65535]");
   EXPECT_EQ(refusal({"--context-length", "abc"}), "--context-length abc: expected an integer in [2, 1073741824]");

@@ -73,7 +73,10 @@ TEST(ChatProtocol, ErrorsNameTheParameter) {
       {R"({"messages":[{"role":"user","content":"x"}],"top_k":0})", "top_k", "top_k must be -1 (disable), or at least 1, got 0."},
       {R"({"messages":[{"role":"user","content":"x"}],"n":5})", "n", "n must be between 1 and 4 (--max-running-requests), got 5."},
       {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":-1})", "max_tokens", "max_tokens must be at least 0, got -1."},
-      {R"({"messages":[{"role":"user","content":"x"}],"stop":"\n"})", "stop", "stop is not supported yet (stop strings); use stop_token_ids"},
+      {R"({"messages":[{"role":"user","content":"x"}],"stop":5})", "stop", "stop: expected a string or an array of strings, got number"},
+      {R"({"messages":[{"role":"user","content":"x"}],"stop":["a",1]})", "stop", "stop: expected a string or an array of strings"},
+      {R"({"messages":[{"role":"user","content":"x"}],"debug_model_text":{}})", "debug_model_text",
+       "debug_model_text: expected a string or a non-empty array of strings"},
       {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"required"})", "tool_choice",
        "tool_choice \"required\" is not supported yet (needs constrained decoding); use \"auto\" or \"none\""},
   };
@@ -90,6 +93,39 @@ TEST(ChatProtocol, ErrorsNameTheParameter) {
   EXPECT_TRUE(ds::error_body(bad_json)["error"]["param"].is_null());
   std::string deep = R"({"messages":[{"role":"user","content":"x"}],"x":)" + std::string(70, '[') + std::string(70, ']') + "}";
   EXPECT_EQ(std::string(error_of(deep).what()), "Invalid request body: JSON nested deeper than 64 levels");
+}
+
+}  // namespace
+
+namespace {
+
+TEST(ChatProtocol, TextLayerFields) {
+  auto r = ds::parse_chat_request(R"({"messages":[{"role":"user","content":"q"},
+      {"role":"assistant","content":"Soft rain on","prefix":true}],"stop":["END","","]]"],
+      "tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"none","reasoning_effort":"high",
+      "separate_reasoning":false,"stream_reasoning":false,"add_generation_prompt":false,
+      "skip_special_tokens":false,"debug_model_text":["a","b"]})", 4);
+  EXPECT_EQ(*r.assistant_prefix, "Soft rain on");  // DeepSeek's prefix:true continues like D9
+  ASSERT_EQ(r.messages.size(), 2u);                 // inserted system + user
+  EXPECT_TRUE(r.system_inserted);
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"END", "]]"}));  // empty stop strings dropped
+  EXPECT_TRUE(r.tools.empty());                                // D5: none -> no tool block
+  EXPECT_TRUE(r.tool_choice_none);
+  EXPECT_TRUE(r.thinking);  // reasoning_effort other than "none"
+  EXPECT_FALSE(r.separate_reasoning);
+  EXPECT_FALSE(r.stream_reasoning);
+  EXPECT_FALSE(r.add_generation_prompt);
+  EXPECT_FALSE(r.skip_special_tokens);
+  EXPECT_TRUE(r.skip_special_tokens_given);
+  EXPECT_EQ(r.debug_model_text, (std::vector<std::string>{"a", "b"}));
+  auto t = ds::parse_chat_request(R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"",
+      "tool_calls":[{"function":{"name":"f","arguments":"{\"x\":1}"}}]}],"stop":"\n","reasoning_effort":"none",
+      "chat_template_kwargs":{"thinking":true}})", 4);
+  EXPECT_EQ(*t.messages[2].tool_calls[0].arguments_text, "{\"x\":1}");  // as sent (V3.1 renders it so)
+  EXPECT_EQ(t.stop, std::vector<std::string>{"\n"});
+  EXPECT_TRUE(t.thinking);  // chat_template_kwargs wins over reasoning_effort
+  EXPECT_EQ(std::string(error_of(R"({"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"function",
+      "function":{"name":"f"}},"tools":[{"type":"function","function":{"name":"f"}}]})").what()).find("tool_choice"), 0u);
 }
 
 }  // namespace
