@@ -61,6 +61,8 @@ before(async () => {
       if (req.url === "/v1/models") return res.end(JSON.stringify({ data: [{ id: "fake-model" }] }));
       if (req.url === "/get_server_info")
         return res.end(JSON.stringify({ internal_states: [{ avg_spec_accept_length: 2.5 }] }));
+      if (req.url === "/generate" && !j.stream && j.text.startsWith("The following are multiple choice"))
+        return res.end(JSON.stringify({ text: " B", meta_info: { completion_tokens: 1 } }));  // MMLU: always B
       if (req.url === "/generate" && !j.stream) return res.end(JSON.stringify(gsmAnswer(j)));
       res.writeHead(200, { "Content-Type": "text/event-stream" });
       const send = (o) => res.write(`data: ${JSON.stringify(o)}\n\n`);
@@ -167,6 +169,21 @@ test("fake server: eval gsm8k scores the known answers and sends the protocol's 
   assert.equal(b.sampling_params.temperature, 0);
   assert.equal(b.sampling_params.max_new_tokens, 512);
   assert.ok(b.text.startsWith(`Question: ${gsm[0].question}\nAnswer: ${gsm[0].answer}\n\nQuestion: ${gsm[1].question}`));
+});
+
+test("fake server: eval mmlu on the fixture (the double always answers B)", async () => {
+  seen.length = 0;
+  const r = await run(["eval", "mmlu", "--base-url", fakeUrl, "--nsub", "3", "--data_dir",
+    path.join(repoRoot, "tests", "fixtures", "mmlu")]);
+  assert.equal(r.code, 0, r.stderr);
+  // Fixture labels: abstract_algebra B C B, astronomy C B, zoology B.
+  assert.match(r.stdout, /^subject: abstract_algebra, #q:3, acc: 0\.667\nsubject: astronomy, #q:2, acc: 0\.500\n/);
+  assert.match(r.stdout, /subject: zoology, #q:1, acc: 1\.000\nTotal latency: \d+\.\d{3}\nAverage accuracy: 0\.667\n$/);
+  const b = seen.find((s) => s.body.text.includes("about astronomy.")).body;
+  assert.equal(b.sampling_params.max_new_tokens, 1);
+  assert.ok(b.text.startsWith("The following are multiple choice questions (with answers) about astronomy.\n\n" +
+    "Which planet is closest to the Sun?\nA. Venus\nB. Mercury\nC. Earth\nD. Mars\nAnswer: B\n\n"));
+  assert.ok(b.text.endsWith("\nAnswer:"));
 });
 
 // ---------------------------------------------------------------- real deepserve serve
