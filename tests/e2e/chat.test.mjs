@@ -104,7 +104,7 @@ test("bad requests raise BadRequestError naming the parameter; the server keeps 
   await expect400({ model: MODEL, messages: [{ role: "wizard", content: "hi" }] }, "role");
   await expect400({ model: MODEL, messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] },
     "content");
-  await expect400({ model: MODEL, messages, stop: ["\n"] }, "stop");
+  await expect400({ model: MODEL, messages, stop: 5 }, "stop");  // stop strings are supported (D17); a number is not
   await expect400({ model: MODEL, messages, max_tokens: 10_000_000 }, "max_completion_tokens is too large");
   const r = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 2, temperature: 0 });
   assert.equal(r.usage.completion_tokens, 2);

@@ -120,17 +120,20 @@ for (const [fmt, call] of [["v32", DSML_CALL], ["v31", V31_CALL]]) {
       assert.deepEqual(JSON.parse(tc.function.arguments), { city: "Paris" });
       assert.equal(r1.usage.reasoning_tokens > 0, thinking);
 
-      // Turn 2: the tool result goes back; the model answers.
+      // Turn 2: the tool result goes back; the model answers. DSML: the prompt ends with <think> in
+      // thinking mode. V3.1 format: the model continues right after <｜tool▁output▁end｜> with no
+      // think tag (official template; V3.1 tool use is non-thinking), so there is no reasoning.
+      const thinks2 = thinking && fmt === "v32";
       messages.push(c1.message, { role: "tool", tool_call_id: tc.id, content: "Sunny, 21C" });
       const body2 = {
         model: "m", messages, tools, ...kwargs,
-        debug_model_text: (thinking ? "The tool says sunny.</think>" : "") + "It is sunny in Paris, 21C.",
+        debug_model_text: (thinks2 ? "The tool says sunny.</think>" : "") + "It is sunny in Paris, 21C.",
       };
       const r2 = await turn(client, body2);
       const c2 = r2.choices[0];
       assert.equal(c2.finish_reason, "stop");
       assert.equal(c2.message.content, "It is sunny in Paris, 21C.");
-      assert.equal(c2.message.reasoning_content ?? null, thinking ? "The tool says sunny." : null);
+      assert.equal(c2.message.reasoning_content ?? null, thinks2 ? "The tool says sunny." : null);
       assert.equal(c2.message.tool_calls ?? null, null);
       // The history (SDK-returned assistant message with tool_calls) renders the same prompt as /tokenize.
       assert.equal(r2.usage.prompt_tokens, await tokenCount(server, { messages, tools, ...kwargs }));
@@ -141,6 +144,7 @@ for (const [fmt, call] of [["v32", DSML_CALL], ["v31", V31_CALL]]) {
         model: "m", messages, tools, ...kwargs, debug_model_text: (thinking ? "Polite.</think>" : "") + "You're welcome.",
       });
       assert.equal(r3.choices[0].message.content, "You're welcome.");
+      assert.equal(r3.choices[0].message.reasoning_content ?? null, thinking ? "Polite." : null);
       assert.equal(r3.choices[0].finish_reason, "stop");
     });
   }
