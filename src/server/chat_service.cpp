@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/choice_stream.h"
+#include "server/metrics.h"
 #include "text/encoding_dsv32.h"
 
 namespace ds {
@@ -26,8 +27,11 @@ struct ChatSession::Choice {
   std::optional<int32_t> matched_stop;
   std::string error;
   bool finish_sent = false;
-  Choice(int i, std::shared_ptr<RequestStream> s, std::shared_ptr<const Tokenizer> tok, ChoiceStream o)
-      : index(i), stream(std::move(s)), detok(std::move(tok), false), out(std::move(o)) {}
+  int cached_tokens = 0;
+  RequestMetrics metrics;  // --enable-metrics (no-op when off)
+  Choice(int i, std::shared_ptr<RequestStream> s, std::shared_ptr<const Tokenizer> tok, ChoiceStream o,
+         ServerMetrics* m, int prompt_tokens)
+      : index(i), stream(std::move(s)), detok(std::move(tok), false), out(std::move(o)), metrics(m, prompt_tokens) {}
 };
 
 RenderedPrompt render_chat_prompt(const ServeContext& ctx, const ChatCompletionRequest& req) {
@@ -143,7 +147,8 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
         throw ApiError(503, std::string("The server is shutting down: ") + e.what(), "", "service_unavailable");
       }
     }
-    s->choices_.push_back(std::make_unique<Choice>(i, stream, ctx.tokenizer, s->make_output()));
+    s->choices_.push_back(std::make_unique<Choice>(i, stream, ctx.tokenizer, s->make_output(),
+                                                   s->injected_ ? nullptr : ctx.metrics, int(N)));
   }
   if (ctx.log_requests) {
     std::string extra;
@@ -188,6 +193,8 @@ ChoiceStream ChatSession::make_output() const {
 
 void ChatSession::apply(Choice& c, const TokenEvent& ev) {
   if (c.out.stopped()) return;  // a stop string ended this choice; later events are the abort's
+  c.cached_tokens = std::max(c.cached_tokens, ev.cached_tokens);
+  if (ev.token >= 0) c.metrics.tokens(1);
   // The EOS/stop id that ended the request is not text. Other special ids are dropped when
   // skip_special_tokens, except the parsers' markers (spec 1.2: `｜DSML｜` is flagged special, D11).
   const bool stop_token = ev.finish == FinishReason::Stop && ev.matched_stop && *ev.matched_stop == ev.token;
@@ -202,6 +209,7 @@ void ChatSession::apply(Choice& c, const TokenEvent& ev) {
         c.completion_tokens = std::max(c.completion_tokens, ev.completion_tokens);
         c.finish = FinishReason::Stop;
         c.matched_stop.reset();
+        c.metrics.finish(c.completion_tokens, c.cached_tokens, false);
         return;
       }
     }
@@ -216,6 +224,7 @@ void ChatSession::apply(Choice& c, const TokenEvent& ev) {
     c.finish = ev.finish;
     c.matched_stop = ev.matched_stop;
     c.error = ev.error;
+    c.metrics.finish(c.completion_tokens, c.cached_tokens, ev.finish == FinishReason::Abort);
   }
 }
 

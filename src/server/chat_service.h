@@ -14,6 +14,8 @@
 
 namespace ds {
 
+class ServerMetrics;
+
 /// Everything a request needs from the running server. Immutable while serving.
 struct ServeContext {
   std::shared_ptr<const Tokenizer> tokenizer;
@@ -33,6 +35,8 @@ struct ServeContext {
   /// --debug-inject-output (test builds only, DEEPSERVE_ALLOW_TEST_HOOKS=1): a request's
   /// `debug_model_text` replaces sampling by the tokens of that text.
   bool debug_inject = false;
+  /// --enable-metrics: request-level Prometheus series (null when off). Thread-safe.
+  ServerMetrics* metrics = nullptr;
 };
 
 /// The rendered prompt of a validated request (ctx.prompt_format's encoder + tokenizer); ApiError 400

@@ -6,6 +6,8 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "server/completion_service.h"
+#include "server/metrics.h"
 #include "server/text_endpoints.h"
 
 namespace ds {
@@ -45,19 +47,22 @@ struct HttpServer::Impl {
                 {"root", ctx.served_model_name}, {"parent", nullptr}, {"max_model_len", ctx.context_length}};
   }
 
-  void chat(const httplib::Request& req, httplib::Response& res) {
+  /// A generation route: auth, media type, `start()` (ApiError -> its status), then the session's
+  /// response through a chunked content provider (D22).
+  template <class Start>
+  void generation(const httplib::Request& req, httplib::Response& res, Start start) {
     if (!authorized(req, res)) return;
     std::string ct = req.get_header_value("Content-Type");
     if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
       send_error(res, ApiError(400, "Unsupported Media Type: Only 'application/json' is allowed"));
       return;
     }
-    std::shared_ptr<ChatSession> s;
+    decltype(start()) s;
     try {
-      s = ChatSession::start(ctx, req.body);
+      s = start();
     } catch (const ApiError& e) {
-      if (e.status >= 500) spdlog::error("chat completion failed: {}", e.what());
-      else spdlog::debug("chat completion rejected ({}): {}", e.status, e.what());
+      if (e.status >= 500) spdlog::error("{} failed: {}", req.path, e.what());
+      else spdlog::debug("{} rejected ({}): {}", req.path, e.status, e.what());
       send_error(res, e);
       return;
     }
@@ -129,6 +134,58 @@ struct HttpServer::Impl {
     }
   }
 
+  json model_info() const {
+    return json{{"model_path", args.model_path.empty() ? ctx.served_model_name : args.model_path},
+                {"tokenizer_path", args.tokenizer_path.empty() ? args.model_path : args.tokenizer_path},
+                {"is_generation", true},
+                {"preferred_sampling_params", nullptr},
+                {"weight_version", "default"},
+                {"served_model_name", ctx.served_model_name},
+                {"max_model_len", ctx.context_length}};
+  }
+
+  json server_info() const {
+    const auto& eo = ctx.engine->options();
+    return json{{"model_path", args.model_path},
+                {"tokenizer_path", args.tokenizer_path},
+                {"served_model_name", ctx.served_model_name},
+                {"host", args.host},
+                {"port", args.port},
+                {"context_length", ctx.context_length},
+                {"max_running_requests", args.max_running_requests},
+                {"max_total_num_tokens", eo.max_total_tokens},
+                {"page_size", args.page_size},
+                {"chunked_prefill_size", args.chunked_prefill_size},
+                {"max_prefill_tokens", args.max_prefill_tokens},
+                {"schedule_policy", args.schedule_policy},
+                {"disable_radix_cache", args.disable_radix_cache},
+                {"tp_size", 1},
+                {"dp_size", 1},
+                {"device", args.device},
+                {"numerics", args.numerics},
+                {"sampling_defaults", args.sampling_defaults},
+                {"stream_interval", args.stream_interval},
+                {"reasoning_parser", args.reasoning_parser.empty() ? json(nullptr) : json(args.reasoning_parser)},
+                {"tool_call_parser", args.tool_call_parser.empty() ? json(nullptr) : json(args.tool_call_parser)},
+                {"allow_auto_truncate", args.allow_auto_truncate},
+                {"enable_metrics", args.enable_metrics},
+                {"log_requests", args.log_requests},
+                {"api_key_set", !args.api_key.empty()},
+                {"internal_states", json::array({{{"last_gen_throughput", 0.0}, {"num_running_reqs", ctx.engine->in_flight()}}})},
+                {"version", "deepserve"}};
+  }
+
+  EngineGauges gauges() const {
+    EngineGauges g;
+    const int inflight = ctx.engine->in_flight();
+    const auto& eo = ctx.engine->options();
+    g.num_running_reqs = std::min(inflight, eo.max_running_requests);
+    g.num_queue_reqs = std::max(0, inflight - eo.max_running_requests);
+    if (ctx.metrics && eo.max_total_tokens > 0)
+      g.token_usage = std::min(1.0, double(ctx.metrics->active_tokens()) / double(eo.max_total_tokens));
+    return g;
+  }
+
   void health(httplib::Response& res) {
     if (stopping.load()) {
       res.status = 503;
@@ -150,7 +207,29 @@ struct HttpServer::Impl {
   }
 
   void routes() {
-    svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { chat(req, res); });
+    svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      generation(req, res, [&] { return ChatSession::start(ctx, req.body); });
+    });
+    svr.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      generation(req, res, [&] { return CompletionSession::start(ctx, req.body, TextApi::Completions); });
+    });
+    auto native = [this](const httplib::Request& req, httplib::Response& res) {
+      generation(req, res, [&] { return CompletionSession::start(ctx, req.body, TextApi::Generate); });
+    };
+    svr.Post("/generate", native);
+    svr.Put("/generate", native);
+    svr.Get("/get_model_info", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
+      res.set_content(model_info().dump(), "application/json");
+    });
+    svr.Get("/get_server_info", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
+      res.set_content(server_info().dump(), "application/json");
+    });
+    if (ctx.metrics)  // --enable-metrics; open like /health (Prometheus scrapers carry no key)
+      svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        res.set_content(ctx.metrics->render(gauges()), "text/plain; version=0.0.4; charset=utf-8");
+      });
     svr.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
       if (!authorized(req, res)) return;
       res.set_content(json{{"object", "list"}, {"data", json::array({model_card()})}}.dump(), "application/json");

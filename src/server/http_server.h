@@ -12,8 +12,10 @@ namespace ds {
 
 class HttpServer {
  public:
-  /// Routes: POST /v1/chat/completions, GET /v1/models, GET /v1/models/{model}, GET /health,
-  /// POST /tokenize, /detokenize (and /v1/...), /separate_reasoning, /parse_function_call.
+  /// Routes: POST /v1/chat/completions, /v1/completions, POST|PUT /generate, GET /v1/models,
+  /// GET /v1/models/{model}, GET /health, /health_generate, /get_model_info, /get_server_info,
+  /// /metrics (--enable-metrics), POST /tokenize, /detokenize (and /v1/...), /separate_reasoning,
+  /// /parse_function_call, GET|POST /flush_cache.
   HttpServer(const ServeContext& ctx, const ServerArgs& args);
   ~HttpServer();
   /// Binds host:port (port 0: any free port). Returns the bound port; throws std::runtime_error.

@@ -207,19 +207,28 @@ ordered_json parse_body(const std::string& text) {
   return body;
 }
 
+namespace {
+void parse_chat_fields(const ordered_json& body, ChatCompletionRequest& r);
+}  // namespace
+
 ChatCompletionRequest parse_chat_request(const std::string& text, int max_n) {
   return parse_chat_request_json(parse_body(text), max_n);
 }
 
 ChatCompletionRequest parse_chat_request_json(const ordered_json& body, int max_n) {
-  refuse_unsupported(body);
-
   ChatCompletionRequest r;
+  parse_common_fields(body, max_n, r);
+  r.messages = parse_messages(body);
+  parse_chat_fields(body, r);
+  return r;
+}
+
+void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequest& r) {
+  refuse_unsupported(body);
   if (!is_absent(body, "model")) {
     if (!body["model"].is_string()) bad("model", "model: expected a string");
     r.model = body["model"].get<std::string>();
   }
-  r.messages = parse_messages(body);
 
   // Sampling.
   if (!is_absent(body, "temperature")) {
@@ -305,7 +314,10 @@ ChatCompletionRequest parse_chat_request_json(const ordered_json& body, int max_
       r.stop_token_ids.push_back(v.get<int32_t>());
     }
   }
+}
 
+namespace {
+void parse_chat_fields(const ordered_json& body, ChatCompletionRequest& r) {
   // Thinking (spec 1.4 rule 7): chat_template_kwargs.thinking / enable_thinking, else reasoning_effort.
   bool thinking_set = false;
   if (!is_absent(body, "chat_template_kwargs")) {
@@ -353,7 +365,7 @@ ChatCompletionRequest parse_chat_request_json(const ordered_json& body, int max_
     r.messages.insert(r.messages.begin(), ChatMessage{"system", "", {}, {}, {}});
     r.system_inserted = true;
   }
-  return r;
 }
+}  // namespace
 
 }  // namespace ds

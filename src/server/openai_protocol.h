@@ -74,6 +74,12 @@ ChatCompletionRequest parse_chat_request(const std::string& body, int max_n);
 /// parse_chat_request on an already parsed body (POST /tokenize with `messages`).
 ChatCompletionRequest parse_chat_request_json(const ordered_json& body, int max_n);
 
+/// The fields chat and text completions share (spec/serving.md 4.2, 4.5): model, sampling
+/// (temperature, top_p, top_k, min_p, seed, max_tokens / max_completion_tokens), n, stream,
+/// stream_options, ignore_eos, skip_special_tokens, stop, stop_token_ids, debug_model_text, and
+/// the refusal of fields not honoured yet. Throws ApiError (400) naming the parameter.
+void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequest& r);
+
 /// Parses a request body as a JSON object (400 naming the problem: invalid JSON, depth > 64, not an
 /// object).
 ordered_json parse_body(const std::string& body);

@@ -18,6 +18,7 @@
 #include "model/config.h"
 #include "model/deepseek_v32.h"
 #include "server/http_server.h"
+#include "server/metrics.h"
 #include "server/server_args.h"
 #include "tools/commands.h"
 #include "tools/make_model.h"
@@ -141,6 +142,11 @@ int run(const ServerArgs& args) {
   ctx.reasoning_parser = args.reasoning_parser;
   ctx.tool_call_parser = args.tool_call_parser;
   ctx.debug_inject = args.debug_inject_output;
+  std::unique_ptr<ServerMetrics> metrics;
+  if (args.enable_metrics) {
+    metrics = std::make_unique<ServerMetrics>(served);
+    ctx.metrics = metrics.get();
+  }
   spdlog::info("chat prompts: {} encoder{}", ctx.prompt_format == PromptFormat::V31 ? "V3.1-format" : "DeepSeek-V3.2",
                ctx.prompt_format == PromptFormat::V31 && args.tool_call_parser.empty()
                    ? " (tokenizer_config.json has a chat_template; D7)" : "");

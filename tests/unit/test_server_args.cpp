@@ -84,7 +84,7 @@ TEST(ServerArgs, SeedCommandFlagsParseWithOneNoteEach) {
   for (const char* f : {"--trust-remote-code", "--dist-init-addr", "--node-rank", "--enable-dp-attention",
                         "--moe-a2a-backend", "--attention-backend", "--nsa-prefill-backend",
                         "--nsa-decode-backend", "--enable-nsa-prefill-context-parallel", "--nsa-prefill-cp-mode",
-                        "--cuda-graph-max-bs", "--kv-cache-dtype", "--enable-metrics", "--speculative-num-steps",
+                        "--cuda-graph-max-bs", "--kv-cache-dtype", "--speculative-num-steps",
                         "--mem-fraction-static"})
     EXPECT_TRUE(has(f)) << f;
   EXPECT_EQ(a.tool_call_parser, "deepseekv32");
