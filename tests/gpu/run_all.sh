@@ -2,11 +2,12 @@
 # Every GPU test, in one device call (docs/cuda.md). Run from the repository root on the device
 # machine, with build/cuda/gpu carried (built on the CPU machine: cmake -B build/cuda, target all):
 #   DS_COMMIT=<commit> tests/gpu/run_all.sh [--no-smoke]
+# BIN=<dir> takes the drivers from another build directory; DRIVERS="gpu_a gpu_b" runs only those.
 # Runs the D31 smoke test (unless --no-smoke) and each tests/gpu driver, keeps logs under $OUT,
 # and prints one summary table last. Exit status 0 iff everything passed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-BIN=build/cuda/gpu
+BIN=${BIN:-build/cuda/gpu}
 OUT=${OUT:-/tmp/ds_gpu}
 mkdir -p "$OUT"
 declare -a SUMMARY
@@ -19,9 +20,14 @@ fi
 # Sources each driver measures (D33: recorded with a sha256 in every committed table).
 declare -A SOURCES=(
   [gpu_gemm_fp8]="src/kernels/cuda_check.h src/kernels/gemm_fp8_small_m.cu src/kernels/gemm_fp8_small_m.h tests/gpu/gpu_gemm_fp8.cpp"
+  [gpu_rmsnorm]="src/kernels/cuda_check.h src/kernels/rmsnorm.cu src/kernels/rmsnorm.h tests/gpu/gpu_rmsnorm.cpp tests/gpu/gpu_test_util.h"
+  [gpu_act_quant]="src/kernels/cuda_check.h src/kernels/act_quant.cu src/kernels/act_quant.h tests/gpu/gpu_act_quant.cpp tests/gpu/gpu_test_util.h"
+  [gpu_router]="src/kernels/cuda_check.h src/kernels/router.cu src/kernels/router.h tests/gpu/gpu_router.cpp tests/gpu/gpu_test_util.h"
+  [gpu_rope]="src/kernels/cuda_check.h src/kernels/rope.cu src/kernels/rope.h tests/gpu/gpu_rope.cpp tests/gpu/gpu_test_util.h"
+  [gpu_argmax]="src/kernels/cuda_check.h src/kernels/argmax.cu src/kernels/argmax.h tests/gpu/gpu_argmax.cpp tests/gpu/gpu_test_util.h"
 )
 DEVICE_LINE="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null), nvcc $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
-for t in "${!SOURCES[@]}"; do
+for t in ${DRIVERS:-"${!SOURCES[@]}"}; do
   echo "== $t"
   if ldd "$BIN/$t" | grep -q "not found"; then ldd "$BIN/$t"; SUMMARY+=("| $t | FAIL (shared libraries) |"); status=1; continue; fi
   "$BIN/$t" > "$OUT/$t.txt" 2>&1
