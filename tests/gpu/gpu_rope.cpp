@@ -9,7 +9,8 @@
 //   ulp of the pair's norm: normwise error ~3e-7. Tolerance 2e-6 (a wrong frequency, position or
 //   pairing gives > 1e-2).
 // - BF16 outputs: each side rounds its own FP32 value, which can land on the neighbouring BF16
-//   value near a midpoint: every element within 1 BF16 ulp and normwise <= 1e-4.
+//   value near a midpoint: every element within 2^-7 of its pair's norm (see the loop) and
+//   normwise <= 1e-4 (measured 8e-6).
 // - Elements outside the rotary part (the nope dims of each head) must be unchanged, bit for bit.
 // Shapes: MLA q_pe (128 heads of 192, rope at 128) and k_pe (576-wide rows, rope at 512),
 // interleaved; indexer q (64 heads of 128, rope first) and k (one 128 head), half-split; a tiny
@@ -94,22 +95,29 @@ void correctness(const Case& c, const std::vector<float>& freqs, uint64_t seed) 
     DS_CUDA_CHECK(cudaDeviceSynchronize());
     got = dx.download();
   }
-  int64_t outside_changed = 0, max_ulps = 0;
+  // Rounded outputs: each side's BF16 rounding moves an element by < 1 BF16 ulp of itself, and the
+  // FP32 values differ by a few FP32 ulp of the pair norm; under cancellation (|y| << pair norm)
+  // that is many BF16 ulp of y, so the per-element bound is 2^-7 of the pair norm, not of |y|.
+  int64_t outside_changed = 0, far = 0;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t d = i % c.head_dim;
     const bool rot = d >= c.offset && d < c.offset + 2 * nf;
     if (!rot) outside_changed += std::memcmp(&got[size_t(i)], &x[size_t(i)], 4) != 0;
-    if (rot && (c.bf16_out || bf16_store))
-      max_ulps = std::max(max_ulps, std::isfinite(got[size_t(i)]) ? bf16_ulps(got[size_t(i)], ref[size_t(i)]) : 1 << 20);
+    if (rot && (c.bf16_out || bf16_store)) {
+      const int64_t k = d - c.offset;
+      const int64_t pk = c.layout == RopeLayout::Interleaved ? (k ^ 1) : (k + nf) % (2 * nf);
+      const double pair = std::hypot(double(ref[size_t(i)]), double(ref[size_t(i - k + pk)]));
+      far += !(std::fabs(double(got[size_t(i)]) - ref[size_t(i)]) <= std::ldexp(pair, -7));
+    }
   }
   const double err = normwise(got, ref);
   const bool rounded = c.bf16_out || bf16_store;
   const double tol = rounded ? 1e-4 : 2e-6;
   char name[220];
-  std::snprintf(name, sizeof name, "rope %s T=%ld H=%ld %s %s%s: err=%.2e tol=%.0e maxulp=%ld, outside changed=%ld",
+  std::snprintf(name, sizeof name, "rope %s T=%ld H=%ld %s %s%s: err=%.2e tol=%.0e far=%ld, outside changed=%ld",
                 c.label, long(c.tokens), long(c.heads), c.layout == RopeLayout::Interleaved ? "interleaved" : "half-split",
-                bf16_store ? "bf16" : "f32", c.bf16_out ? "->bf16" : "", err, tol, long(max_ulps), long(outside_changed));
-  check(err <= tol && outside_changed == 0 && max_ulps <= 1, name);
+                bf16_store ? "bf16" : "f32", c.bf16_out ? "->bf16" : "", err, tol, long(far), long(outside_changed));
+  check(err <= tol && outside_changed == 0 && far == 0, name);
 }
 
 PerfRow bench(const char* label, int64_t tokens, int64_t heads, int64_t head_dim, int64_t offset, RopeLayout layout,
