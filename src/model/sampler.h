@@ -14,6 +14,10 @@ struct SamplingParams {
   int top_k = -1;
   float min_p = 0.0f;
   std::optional<uint64_t> seed;
+  /// OpenAI/SGLang penalties over the generated ids (model/logit_processing.h): 0, 0, 1 disable.
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  float repetition_penalty = 1.0f;
 };
 
 /// Counter-free reproducible generator (splitmix64 stream), seeded per request.
