@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/sampler.h"
@@ -26,6 +27,11 @@ struct Request {
   std::vector<int32_t> stop_token_ids;
   /// Keep generating past stop_token_ids (they become ordinary tokens).
   bool ignore_eos = false;
+  /// stop_token_ids cannot be sampled before this many tokens were generated (SGLang min_new_tokens).
+  int min_new_tokens = 0;
+  /// >= 0: each TokenEvent carries the chosen token's log-probability and this many top
+  /// alternatives (model/logit_processing.h); -1: no log-probabilities.
+  int top_logprobs = -1;
 };
 
 /// Why a request ended (OpenAI finish_reason values, plus abort/error).
@@ -44,6 +50,9 @@ struct TokenEvent {
   /// Prompt tokens served from the radix prefix cache at admission (D20).
   int cached_tokens = 0;
   std::string error;  // message when finish == Error
+  /// Request.top_logprobs >= 0: log-softmax of `token` and the top alternatives (descending).
+  std::optional<float> logprob;
+  std::vector<std::pair<int32_t, float>> top_logprobs;
   bool finished() const { return finish != FinishReason::None; }
 };
 

@@ -1,11 +1,14 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <limits>
+#include <span>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
 #include "engine/engine.h"
+#include "model/logit_processing.h"
 
 namespace ds {
 
@@ -236,11 +239,28 @@ bool Scheduler::plan(BatchPlan& plan, std::vector<SchedRequest*>& who) {
 }
 
 bool Scheduler::advance(SchedRequest& r, const float* logits) {
-  const int32_t tok = sample_token(logits, exec_.vocab_size(), r.req.sampling, r.rng);
+  const int vocab = exec_.vocab_size();
+  const auto& stops = r.req.stop_token_ids;
+  // Penalties and min_new_tokens work on a copy of this request's logits (model/logit_processing.h).
+  std::vector<float> processed;
+  const bool hold_stops = !r.req.ignore_eos && r.generated() < r.req.min_new_tokens;
+  if (has_penalties(r.req.sampling) || hold_stops) {
+    processed.assign(logits, logits + vocab);
+    apply_penalties(processed, r.req.sampling, std::span<const int32_t>(r.seq).subspan(size_t(r.n_prompt)));
+    if (hold_stops)
+      for (int32_t s : stops)
+        if (s >= 0 && s < vocab) processed[size_t(s)] = -std::numeric_limits<float>::infinity();
+    logits = processed.data();
+  }
+  const int32_t tok = sample_token(logits, vocab, r.req.sampling, r.rng);
   r.seq.push_back(tok);
   TokenEvent ev;
   ev.token = tok;
-  const auto& stops = r.req.stop_token_ids;
+  if (r.req.top_logprobs >= 0) {
+    TokenLogprobs lp = token_logprobs(logits, vocab, tok, r.req.top_logprobs);
+    ev.logprob = lp.logprob;
+    ev.top_logprobs = std::move(lp.top);
+  }
   const int64_t capacity = alloc_.num_pages() * opts_.page_size;
   if (!r.req.ignore_eos && std::find(stops.begin(), stops.end(), tok) != stops.end()) {
     ev.finish = FinishReason::Stop;
