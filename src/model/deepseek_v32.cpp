@@ -159,6 +159,11 @@ Logits DeepseekV32::forward(const BatchPlan& plan) {
   std::vector<float> resid(size_t(R * D)), f(size_t(R * D)), x(size_t(R * D)), o(size_t(R * D));
   for (int64_t r = 0; r < R; ++r) cpu::dequantize_rows(m.w.embed, tokens[size_t(r)], 1, resid.data() + r * D);
   const float eps = float(c.rms_norm_eps);
+  rows.trace = trace_;
+  if (trace_) {
+    trace_->hidden.assign(size_t(c.num_hidden_layers), {});
+    trace_->index_sets.assign(size_t(c.num_hidden_layers), std::vector<std::vector<int32_t>>(size_t(R)));
+  }
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& L = m.w.layers[size_t(l)];
     for (int64_t r = 0; r < R; ++r)
@@ -169,6 +174,11 @@ Logits DeepseekV32::forward(const BatchPlan& plan) {
       cpu::add_rmsnorm(o.data() + r * D, resid.data() + r * D, L.ffn_norm.data(), D, eps, x.data() + r * D,
                        m.official);
     ffn_forward(m, L, x.data(), R, f.data());
+    if (trace_) {
+      std::vector<float>& hl = trace_->hidden[size_t(l)];
+      hl.resize(size_t(R * D));
+      for (int64_t i = 0; i < R * D; ++i) hl[size_t(i)] = resid[size_t(i)] + f[size_t(i)];
+    }
   }
   for (size_t s = 0; s < plan.segments.size(); ++s)
     if (plan.segments[s].cache) plan.segments[s].cache->length += int32_t(plan.segments[s].tokens.size());

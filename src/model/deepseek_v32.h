@@ -30,6 +30,23 @@ struct SequenceCache {
   int32_t length = 0;  // tokens cached
 };
 
+/// Test-only record of one forward step for oracle parity (docs/numerics.md "Oracle parity").
+/// Rows are the plan's tokens in segment order (R rows). Filled only while attached with
+/// DeepseekV32::set_trace; a forward without a trace does no extra work.
+struct ForwardTrace {
+  /// [layer][R * hidden_size] FP32: the residual stream after the layer, i.e. the FP32 sum of the
+  /// stored residual (BF16 in official mode) and the FFN output, before the next layer's rounding;
+  /// what the oracles record (HF decoder-layer output; the demo's Block output x + residual).
+  std::vector<std::vector<float>> hidden;
+  /// [layer][row]: the indexer's selected key positions (ascending; positions, not slots); empty
+  /// where the row has at most index_topk causal keys and attends to all of them (spec 5.3).
+  std::vector<std::vector<std::vector<int32_t>>> index_sets;
+  /// Switch (read, not written): replace the official-mode attention by an emulation of the
+  /// demo's (expanded MHA form with BF16 scores/probabilities in prefill, BF16 einsums in decode;
+  /// src/model/mla_demo.cpp) to measure the documented deviations 1-2. Private caches only.
+  bool demo_attention = false;
+};
+
 /// Loaded model. Thread-compatible: one forward at a time (the engine thread).
 class DeepseekV32 {
  public:
@@ -56,6 +73,9 @@ class DeepseekV32 {
   /// segment writes, that uses pages without a pool, or that has an out-of-vocab token.
   Logits forward(const BatchPlan& plan);
 
+  /// Attaches (or, with null, detaches) a test-only trace that later forwards overwrite.
+  void set_trace(ForwardTrace* t) { trace_ = t; }
+
   /// Tokens run through the layers since load (prefill + decode), for tests and metrics.
   uint64_t tokens_processed() const { return tokens_processed_.load(); }
 
@@ -64,6 +84,7 @@ class DeepseekV32 {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   Numerics numerics_ = Numerics::Official;
+  ForwardTrace* trace_ = nullptr;
   std::atomic<uint64_t> tokens_processed_{0};
 };
 

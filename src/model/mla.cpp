@@ -86,7 +86,8 @@ void mla_forward(const ModelCore& m, int layer, const StepRows& rows, const floa
   }
   // 4.7: attention per row over its selected (or all causal) keys; rows are independent.
   std::vector<float> o(size_t(R * H * dv));
-  cpu::parallel_for(R, [&](int64_t r) {
+  if (rows.trace && rows.trace->demo_attention) mla_demo_attention(m, layer, rows, q.data(), selection, o.data());
+  else cpu::parallel_for(R, [&](int64_t r) {
     const KvView& kv = rows.kv[size_t(rows.seg[r])];
     const KvLayer& cl = (*kv.layers)[size_t(layer)];
     const std::vector<int32_t>* idx = &selection[size_t(r)];

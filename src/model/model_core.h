@@ -49,6 +49,7 @@ struct StepRows {
   std::vector<KvView> kv;              // per segment
   std::vector<int64_t> seg_begin;      // [S + 1] row offsets
   std::vector<float> cos, sin;         // [R, n_freq]
+  ForwardTrace* trace = nullptr;       // test-only (DeepseekV32::set_trace); index_sets sized [L][R]
 };
 
 /// MLA block of layer `layer` (spec 4.3-4.8 with the indexer of spec 5): a [R, hidden] normed
@@ -66,6 +67,11 @@ void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const 
 /// in official mode).
 void mla_attend(const ModelCore& m, const LayerWeights& L, const float* q, const SequenceCache::Layer& cache,
                 const int32_t* idx, int n, float* out);
+
+/// Test-only (ForwardTrace::demo_attention, mla_demo.cpp): the demo's attention for all rows,
+/// q [R, H, nope + rope] -> o [R, H * v_head_dim]; private caches only (throws otherwise).
+void mla_demo_attention(const ModelCore& m, int layer, const StepRows& rows, const float* q,
+                        const std::vector<std::vector<int32_t>>& selection, float* o);
 
 /// FFN of a layer (dense SwiGLU or MoE, spec 6): b [R, hidden] -> out [R, hidden].
 void ffn_forward(const ModelCore& m, const LayerWeights& L, const float* b, int64_t R, float* out);
