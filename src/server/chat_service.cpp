@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/choice_stream.h"
+#include "server/logprobs_json.h"
 #include "server/metrics.h"
 #include "text/encoding_dsv32.h"
 
@@ -28,6 +29,8 @@ struct ChatSession::Choice {
   std::string error;
   bool finish_sent = false;
   int cached_tokens = 0;
+  nlohmann::json logprobs = nlohmann::json::array();  // logprobs.content entries (all so far)
+  size_t logprobs_sent = 0;                            // streaming: entries already sent
   RequestMetrics metrics;  // --enable-metrics (no-op when off)
   Choice(int i, std::shared_ptr<RequestStream> s, std::shared_ptr<const Tokenizer> tok, ChoiceStream o,
          ServerMetrics* m, int prompt_tokens)
@@ -131,6 +134,11 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
   base.stop_token_ids = ctx.eos_ids;
   base.stop_token_ids.insert(base.stop_token_ids.end(), r.stop_token_ids.begin(), r.stop_token_ids.end());
   base.ignore_eos = r.ignore_eos;
+  base.sampling.frequency_penalty = r.frequency_penalty;
+  base.sampling.presence_penalty = r.presence_penalty;
+  base.sampling.repetition_penalty = r.repetition_penalty;
+  base.min_new_tokens = r.min_tokens;
+  base.top_logprobs = r.logprobs.value_or(-1);
   for (int i = 0; i < r.n; ++i) {
     Request q = base;
     q.id = s->id_ + (r.n > 1 ? std::string("-") + std::to_string(i) : "");
@@ -201,6 +209,7 @@ void ChatSession::apply(Choice& c, const TokenEvent& ev) {
   if (ev.token >= 0 && !stop_token) {
     const bool skip = req_.skip_special_tokens && ctx_.tokenizer->is_special(ev.token) && ev.token != dsml_id_;
     if (!skip) {
+      if (ev.logprob) c.logprobs.push_back(chat_logprob_entry(*ctx_.tokenizer, ev));
       std::string t = c.detok.push(ev.token);
       c.text += t;
       if (c.out.feed(t, ev.token)) {  // stop string (D17): end generation now
@@ -261,16 +270,18 @@ bool ChatSession::pump(bool wait) {
 }
 
 json ChatSession::usage() const {
-  int completion = 0, reasoning = 0;
+  int completion = 0, reasoning = 0, cached = 0;
   for (const auto& c : choices_) {
     completion += c->completion_tokens;
     reasoning += c->out.reasoning_tokens();
+    cached = std::max(cached, c->cached_tokens);  // the prompt is counted once, so is its cached part
   }
   int prompt = int(prompt_ids_.size());
+  // D20: reported whenever the radix cache served tokens (with or without --enable-cache-report).
   return json{{"prompt_tokens", prompt},
               {"completion_tokens", completion},
               {"total_tokens", prompt + completion},
-              {"prompt_tokens_details", nullptr},
+              {"prompt_tokens_details", cached > 0 ? json{{"cached_tokens", cached}} : json(nullptr)},
               {"reasoning_tokens", reasoning}};
 }
 
@@ -319,7 +330,7 @@ bool ChatSession::poll_complete(std::string& out) {
     std::string reason = c->out.finish_reason(finish_reason_name(c->finish));
     cs.push_back({{"index", c->index},
                   {"message", c->out.message()},
-                  {"logprobs", nullptr},
+                  {"logprobs", req_.logprobs ? json{{"content", c->logprobs}} : json(nullptr)},
                   {"finish_reason", reason},
                   {"matched_stop", matched(reason, c->out.matched_stop(), c->matched_stop)}});
   }
@@ -327,6 +338,14 @@ bool ChatSession::poll_complete(std::string& out) {
                {"choices", cs}, {"usage", usage()}, {"metadata", {{"weight_version", "default"}}}};
   out = body.dump(-1, ' ', false, json::error_handler_t::replace);
   return true;
+}
+
+json ChatSession::unsent_logprobs(Choice& c) const {
+  if (!req_.logprobs || c.logprobs_sent >= c.logprobs.size()) return nullptr;
+  json content = json::array();
+  for (size_t i = c.logprobs_sent; i < c.logprobs.size(); ++i) content.push_back(c.logprobs[i]);
+  c.logprobs_sent = c.logprobs.size();
+  return json{{"content", std::move(content)}};
 }
 
 bool ChatSession::next_stream(std::string& out) {
@@ -349,7 +368,7 @@ bool ChatSession::next_stream(std::string& out) {
     }
     if (c->out.has_pending() && (finished || c->unsent_tokens >= ctx_.stream_interval)) {
       for (json& delta : c->out.take_deltas()) {
-        json ch = chunk(json::array({{{"index", c->index}, {"delta", std::move(delta)}, {"logprobs", nullptr},
+        json ch = chunk(json::array({{{"index", c->index}, {"delta", std::move(delta)}, {"logprobs", unsent_logprobs(*c)},
                                       {"finish_reason", nullptr}, {"matched_stop", nullptr}}}));
         if (req_.continuous_usage_stats) ch["usage"] = usage();
         sse(out, ch);
@@ -358,7 +377,7 @@ bool ChatSession::next_stream(std::string& out) {
     }
     if (finished) {
       std::string reason = c->out.finish_reason(finish_reason_name(c->finish));
-      sse(out, chunk(json::array({{{"index", c->index}, {"delta", json::object()}, {"logprobs", nullptr},
+      sse(out, chunk(json::array({{{"index", c->index}, {"delta", json::object()}, {"logprobs", unsent_logprobs(*c)},
                                    {"finish_reason", reason},
                                    {"matched_stop", matched(reason, c->out.matched_stop(), c->matched_stop)}}})));
       c->finish_sent = true;

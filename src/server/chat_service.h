@@ -71,6 +71,8 @@ class ChatSession {
   ChoiceStream make_output() const;
   nlohmann::json chunk(nlohmann::json choices) const;
   nlohmann::json usage() const;
+  /// Streaming: {"content": entries not sent yet} (null when none or logprobs were not asked for).
+  nlohmann::json unsent_logprobs(Choice& c) const;
   void log_finish() const;
 
   const ServeContext& ctx_;

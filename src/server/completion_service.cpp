@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "server/logprobs_json.h"
 #include "server/metrics.h"
 
 namespace ds {
@@ -118,6 +119,7 @@ struct CompletionSession::Choice {
   IncrementalDetokenizer detok;
   ChoiceStream out;
   RequestMetrics metrics;
+  CompletionLogprobs logprobs;       // all entries (non-streaming) / entries not sent (streaming)
   std::deque<TokenEvent> queued;
   std::string text;                  // generated text so far (after stop-string hold-back)
   std::string unsent;                // streaming: text not yet sent
@@ -159,6 +161,8 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
     else bad("echo", "echo: expected a boolean");
     if (b.contains("suffix") && b["suffix"].is_string() && !b["suffix"].get<std::string>().empty())
       bad("suffix", "suffix is not supported (no fill-in-the-middle)");
+    if (r.logprobs && s->echo_)
+      bad("echo", "echo with logprobs is not supported (prompt log-probabilities are not computed)");
     if (b.contains("best_of") && !b["best_of"].is_null() &&
         !(b["best_of"].is_number_integer() && (b["best_of"].get<int64_t>() == 1 || b["best_of"].get<int64_t>() == r.n)))
       bad("best_of", "best_of is not supported (only 1 or equal to n)");
@@ -180,6 +184,10 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
       sp.erase("max_new_tokens");
     }
     sp.erase("max_completion_tokens");
+    if (sp.contains("min_new_tokens")) {
+      sp["min_tokens"] = sp["min_new_tokens"];
+      sp.erase("min_new_tokens");
+    }
     if (b.contains("stream")) sp["stream"] = b["stream"];
     parse_common_fields(sp, ctx.max_n, r);
     max_param = "max_new_tokens";
@@ -212,6 +220,11 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
     base.stop_token_ids = ctx.eos_ids;
     base.stop_token_ids.insert(base.stop_token_ids.end(), r.stop_token_ids.begin(), r.stop_token_ids.end());
     base.ignore_eos = r.ignore_eos;
+    base.sampling.frequency_penalty = r.frequency_penalty;
+    base.sampling.presence_penalty = r.presence_penalty;
+    base.sampling.repetition_penalty = r.repetition_penalty;
+    base.min_new_tokens = r.min_tokens;
+    base.top_logprobs = api == TextApi::Completions ? r.logprobs.value_or(-1) : -1;
     for (int j = 0; j < r.n; ++j) {
       const int index = int(p) * r.n + j;
       Request q = base;
@@ -222,6 +235,7 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
       c->index = index;
       c->prompt = int(p);
       c->max_new = K;
+      c->logprobs = CompletionLogprobs(s->echo_ ? s->prompts_[p].text.size() : 0);
       if (K == 0) {  // /generate max_new_tokens 0: nothing to sample
         c->stream = std::make_shared<RequestStream>(q.id);
         TokenEvent ev;
@@ -267,6 +281,7 @@ void CompletionSession::apply(Choice& c, const TokenEvent& ev) {
   }
   const bool stop_token = ev.finish == FinishReason::Stop && ev.matched_stop && *ev.matched_stop == ev.token;
   if (ev.token >= 0 && !stop_token && !(req_.skip_special_tokens && ctx_.tokenizer->is_special(ev.token))) {
+    if (ev.logprob) c.logprobs.add(*ctx_.tokenizer, ev);
     if (c.out.feed(c.detok.push(ev.token), ev.token)) {  // stop string (D17)
       c.stream->abort();
       c.out.finish();
@@ -380,7 +395,7 @@ bool CompletionSession::poll_complete(std::string& out) {
       const std::string reason = c->out.finish_reason(finish_reason_name(c->finish));
       cs.push_back({{"index", c->index},
                     {"text", (echo_ ? prompts_[size_t(c->prompt)].text : std::string()) + c->text},
-                    {"logprobs", nullptr},
+                    {"logprobs", req_.logprobs ? c->logprobs.to_json() : json(nullptr)},
                     {"finish_reason", reason},
                     {"matched_stop", matched_json(reason, c->out.matched_stop(), c->matched_stop)}});
     }
@@ -421,8 +436,9 @@ bool CompletionSession::next_stream(std::string& out) {
         c->unsent.clear();
         c->unsent_tokens = 0;
       }
-      if (!text.empty())
-        sse(out, completion_chunk(json::array({{{"index", c->index}, {"text", text}, {"logprobs", nullptr},
+      if (!text.empty() || (flush && req_.logprobs && !c->logprobs.empty()))
+        sse(out, completion_chunk(json::array({{{"index", c->index}, {"text", text},
+                                                {"logprobs", req_.logprobs ? c->logprobs.take() : json(nullptr)},
                                                 {"finish_reason", nullptr}, {"matched_stop", nullptr}}})));
       if (finished) {
         const std::string reason = c->out.finish_reason(finish_reason_name(c->finish));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <tuple>
 
 namespace ds {
 
@@ -169,14 +170,7 @@ void refuse_unsupported(const ordered_json& body) {
     if (v.is_number()) return v.get<double>() != 0.0;
     return true;
   };
-  if (nonempty("logprobs")) bad("logprobs", "logprobs is not supported yet");
-  if (nonempty("top_logprobs")) bad("top_logprobs", "top_logprobs is not supported yet");
-  if (nonempty("frequency_penalty")) bad("frequency_penalty", "frequency_penalty is not supported yet (only 0)");
-  if (nonempty("presence_penalty")) bad("presence_penalty", "presence_penalty is not supported yet (only 0)");
-  if (!is_absent(body, "repetition_penalty") && !(body["repetition_penalty"].is_number() && body["repetition_penalty"].get<double>() == 1.0))
-    bad("repetition_penalty", "repetition_penalty is not supported yet (only 1)");
   if (nonempty("logit_bias")) bad("logit_bias", "logit_bias is not supported yet");
-  if (nonempty("min_tokens")) bad("min_tokens", "min_tokens is not supported yet");
   for (const char* k : {"regex", "ebnf", "json_schema", "stop_regex"})
     if (nonempty(k)) bad(k, std::string(k) + " is not supported yet (constrained decoding)");
   if (!is_absent(body, "response_format")) {
@@ -304,6 +298,44 @@ void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequ
       }
     } else {
       bad("debug_model_text", "debug_model_text: expected a string or a non-empty array of strings");
+    }
+  }
+  // Penalties (SGLang's ranges) and min_tokens.
+  for (auto [key, lo, hi, lo_open, dst] :
+       {std::tuple<const char*, double, double, bool, float*>{"frequency_penalty", -2, 2, false, &r.frequency_penalty},
+        {"presence_penalty", -2, 2, false, &r.presence_penalty},
+        {"repetition_penalty", 0, 2, true, &r.repetition_penalty}}) {
+    if (is_absent(body, key)) continue;
+    const double v = get_number(body, key);
+    if (!((lo_open ? v > lo : v >= lo) && v <= hi))
+      bad(key, std::string(key) + " must be in " + (lo_open ? "(" : "[") + std::to_string(int(lo)) + ", " +
+                   std::to_string(int(hi)) + "], got " + body[key].dump() + ".");
+    *dst = float(v);
+  }
+  if (!is_absent(body, "min_tokens")) {
+    const int64_t m = get_int(body, "min_tokens");
+    if (m < 0 || (r.max_tokens && m > *r.max_tokens))
+      bad("min_tokens", "min_tokens must be in [0, max_tokens], got " + std::to_string(m) + ".");
+    r.min_tokens = int(m);
+  }
+  // logprobs: a boolean (chat, with top_logprobs) or an integer (completions: the top count).
+  if (!is_absent(body, "logprobs")) {
+    const auto& lp = body["logprobs"];
+    if (lp.is_boolean()) {
+      if (lp.get<bool>()) r.logprobs = 0;
+    } else {
+      const int64_t k = get_int(body, "logprobs");
+      if (k < 0 || k > 20) bad("logprobs", "logprobs must be in [0, 20], got " + std::to_string(k) + ".");
+      r.logprobs = int(k);
+    }
+  }
+  if (!is_absent(body, "top_logprobs")) {
+    const int64_t k = get_int(body, "top_logprobs");
+    if (k < 0 || k > 20) bad("top_logprobs", "top_logprobs must be in [0, 20], got " + std::to_string(k) + ".");
+    if (!r.logprobs) {
+      if (k > 0) bad("top_logprobs", "top_logprobs needs logprobs set to true.");
+    } else {
+      r.logprobs = int(k);
     }
   }
   if (!is_absent(body, "stop_token_ids")) {

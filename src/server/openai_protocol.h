@@ -47,6 +47,12 @@ struct ChatCompletionRequest {
   bool continuous_usage_stats = false;
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids;
+  /// Penalties (spec 4.2: frequency/presence in [-2, 2], repetition in (0, 2]) and SGLang's min_tokens.
+  float frequency_penalty = 0.0f, presence_penalty = 0.0f, repetition_penalty = 1.0f;
+  int min_tokens = 0;
+  /// Log-probabilities wanted: the number of top alternatives per token (chat: logprobs true +
+  /// top_logprobs, 0 when absent; completions: the integer `logprobs`). Unset: none.
+  std::optional<int> logprobs;
   bool skip_special_tokens = true;
   bool skip_special_tokens_given = false;  // the client set it (else: false while parsers run, 1.2)
   /// tool_choice "none" (D5): no tool block, no tool parsing. "auto" (default) parses when tools exist.
@@ -66,7 +72,8 @@ struct ChatCompletionRequest {
 /// JSON nested deeper than 64, wrong types, missing/empty messages, bad role, non-text content
 /// part (D8), temperature < 0, top_p outside (0, 1], top_k 0 or < -1, min_p outside [0, 1],
 /// n outside [1, max_n], negative max_tokens, a bad `stop`, and fields deepserve cannot honour yet
-/// (logprobs, penalties, logit_bias, response_format other than text, tool_choice required/named (D5)).
+/// (logit_bias, response_format other than text, tool_choice required/named (D5)); penalties outside
+/// their ranges, min_tokens > max_tokens, top_logprobs outside [0, 20] or without logprobs.
 /// A final assistant message with `continue_final_message: true` or DeepSeek's `prefix: true`
 /// becomes `assistant_prefix` (D9).
 ChatCompletionRequest parse_chat_request(const std::string& body, int max_n);
