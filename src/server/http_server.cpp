@@ -257,7 +257,8 @@ struct HttpServer::Impl {
     svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) { health(res); });
     svr.Get("/health_generate", [this](const httplib::Request&, httplib::Response& res) { health(res); });
     // SGLang's /flush_cache (GET or POST): 200 when flushed, 400 when requests are queued or running.
-    auto flush = [this](const httplib::Request&, httplib::Response& res) {
+    auto flush = [this](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
       const bool ok = ctx.engine->flush_cache();
       res.status = ok ? 200 : 400;
       res.set_content("Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting "

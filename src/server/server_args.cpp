@@ -27,7 +27,7 @@ const std::vector<FlagSpec>& serve_flag_table() {
       // HTTP.
       {"--host", K::Value, "127.0.0.1", E::Honoured, "bind address"},
       {"--port", K::Value, "30000", E::Honoured, "bind port (0: any free port)"},
-      {"--api-key", K::Value, "", E::Honoured, "require 'Authorization: Bearer <key>' on /v1 routes"},
+      {"--api-key", K::Value, "", E::Honoured, "require 'Authorization: Bearer <key>' on every route but /health, /health_generate, /metrics"},
       {"--enable-metrics", K::Switch, "false", E::Honoured, "serve GET /metrics (Prometheus text format, SGLang's sglang: names)"},
       {"--enable-cache-report", K::Switch, "false", E::NoEffect, "there is no prefix cache yet, so cached_tokens is always 0"},
       {"--log-level", K::Value, "info", E::Checked, "trace | debug | info | warning | error | critical"},
