@@ -162,6 +162,7 @@ Logits DeepseekV32::forward(const BatchPlan& plan) {
   rows.trace = trace_;
   if (trace_) {
     trace_->hidden.assign(size_t(c.num_hidden_layers), {});
+    trace_->attn.assign(size_t(c.num_hidden_layers), {});
     trace_->index_sets.assign(size_t(c.num_hidden_layers), std::vector<std::vector<int32_t>>(size_t(R)));
   }
   for (int l = 0; l < c.num_hidden_layers; ++l) {

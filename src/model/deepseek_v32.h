@@ -41,10 +41,16 @@ struct ForwardTrace {
   /// [layer][row]: the indexer's selected key positions (ascending; positions, not slots); empty
   /// where the row has at most index_topk causal keys and attends to all of them (spec 5.3).
   std::vector<std::vector<std::vector<int32_t>>> index_sets;
-  /// Switch (read, not written): replace the official-mode attention by an emulation of the
-  /// demo's (expanded MHA form with BF16 scores/probabilities in prefill, BF16 einsums in decode;
-  /// src/model/mla_demo.cpp) to measure the documented deviations 1-2. Private caches only.
-  bool demo_attention = false;
+  /// [layer][R * heads * v_head_dim]: the attention output before o_proj (BF16 values in official
+  /// mode), where the documented attention deviations enter.
+  std::vector<std::vector<float>> attn;
+  /// Switches (read, not written), official mode, private caches only: replace the attention by
+  /// an emulation of the demo's (src/model/mla_demo.cpp) to measure the documented deviations
+  /// (docs/numerics.md): demo_bf16_scores = BF16 scores and probabilities (deviation 1),
+  /// demo_expanded_prefill = prefill in the expanded MHA form over kv_b_proj outputs (deviation 2).
+  bool demo_bf16_scores = false;
+  bool demo_expanded_prefill = false;
+  bool demo_attention() const { return demo_bf16_scores || demo_expanded_prefill; }
 };
 
 /// Loaded model. Thread-compatible: one forward at a time (the engine thread).

@@ -86,7 +86,7 @@ void mla_forward(const ModelCore& m, int layer, const StepRows& rows, const floa
   }
   // 4.7: attention per row over its selected (or all causal) keys; rows are independent.
   std::vector<float> o(size_t(R * H * dv));
-  if (rows.trace && rows.trace->demo_attention) mla_demo_attention(m, layer, rows, q.data(), selection, o.data());
+  if (rows.trace && rows.trace->demo_attention()) mla_demo_attention(m, layer, rows, q.data(), selection, o.data());
   else cpu::parallel_for(R, [&](int64_t r) {
     const KvView& kv = rows.kv[size_t(rows.seg[r])];
     const KvLayer& cl = (*kv.layers)[size_t(layer)];
@@ -99,6 +99,7 @@ void mla_forward(const ModelCore& m, int layer, const StepRows& rows, const floa
     }
     mla_attend(m, L, q.data() + r * H * dq, cl, idx->data(), int(idx->size()), o.data() + r * H * dv);
   });
+  if (rows.trace) rows.trace->attn[size_t(layer)] = o;
   // 4.8: output projection.
   cpu::gemm(o.data(), R, L.o, out, m.lin(L.o));
   (void)D;

@@ -1,12 +1,14 @@
 // Test-only emulation of the attention of DeepSeek's Nov-2025 demo (inference/model.py, MLA.forward)
-// in official mode, switched on by ForwardTrace::demo_attention (docs/numerics.md "Oracle parity").
-// It removes the engine's documented deviations 1-2 so that the oracle-B tests can measure what
-// they contribute; the engine itself never uses it.
-//  - prefill (a segment of > 1 token; the demo's `mask is not None` branch): MHA over keys expanded
-//    with kv_b_proj through the FP8 linear (act_quant of the FP8-round-tripped latent, BF16 out):
-//    scores = BF16(BF16(q . k) * softmax_scale), p = BF16(softmax_FP32(scores)), o = BF16(p . v);
-//  - decode (one token): absorbed form as in the engine, but with the demo's BF16 einsums:
-//    scores = BF16(BF16(BF16(q~ . c) + BF16(q_pe . k_pe)) * softmax_scale), p BF16.
+// in official mode, switched on by ForwardTrace::demo_expanded_prefill / demo_bf16_scores
+// (docs/numerics.md "Oracle parity"). It removes the engine's documented deviations 2 and 1, one
+// at a time or both, so that the oracle-B tests can measure what they contribute; the engine
+// itself never uses it. With R = BF16 rounding if demo_bf16_scores, else identity:
+//  - prefill (a segment of > 1 token; the demo's `mask is not None` branch) if
+//    demo_expanded_prefill: MHA over keys expanded with kv_b_proj through the FP8 linear
+//    (act_quant of the FP8-round-tripped latent, BF16 out):
+//    scores = R(R(q . k) * softmax_scale), p = R(softmax_FP32(scores)), o = BF16(p . v);
+//  - otherwise (decode; prefill without demo_expanded_prefill): the engine's absorbed form with
+//    the demo's einsum roundings: scores = R(R(R(q~ . c) + R(q_pe . k_pe)) * softmax_scale), p R.
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -19,8 +21,8 @@
 namespace ds {
 namespace {
 
-// p[0..n) <- BF16(softmax(s)) with FP32 max/exp/sum (PyTorch's BF16 softmax computes in FP32).
-void softmax_bf16(float* s, int n) {
+// p[0..n) <- R(softmax(s)) with FP32 max/exp/sum (PyTorch's BF16 softmax computes in FP32).
+void softmax_r(float* s, int n, bool bf16) {
   float mx = -INFINITY;
   for (int i = 0; i < n; ++i) mx = std::max(mx, s[i]);
   float sum = 0.f;
@@ -28,7 +30,7 @@ void softmax_bf16(float* s, int n) {
     s[i] = std::exp(s[i] - mx);
     sum += s[i];
   }
-  for (int i = 0; i < n; ++i) s[i] = round_bf16(s[i] / sum);
+  for (int i = 0; i < n; ++i) s[i] = bf16 ? round_bf16(s[i] / sum) : s[i] / sum;
 }
 
 }  // namespace
@@ -39,13 +41,16 @@ void mla_demo_attention(const ModelCore& m, int layer, const StepRows& rows, con
   const LayerWeights& L = m.w.layers[size_t(layer)];
   const int H = c.num_attention_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim;
   const int64_t C = c.kv_lora_rank, dq = dn + dr, hx = int64_t(H) * (dn + dv);
-  if (!m.official) throw std::invalid_argument("demo_attention emulates official numerics only");
+  const ForwardTrace& tr = *rows.trace;
+  const bool b16 = tr.demo_bf16_scores;
+  auto R = [b16](float x) { return b16 ? round_bf16(x) : x; };
+  if (!m.official) throw std::invalid_argument("demo attention emulation covers official numerics only");
   for (size_t s = 0; s + 1 < rows.seg_begin.size(); ++s) {
     const KvView& kv = rows.kv[s];
-    if (kv.pages) throw std::invalid_argument("demo_attention: private caches only");
+    if (kv.pages) throw std::invalid_argument("demo attention emulation: private caches only");
     const KvLayer& cl = (*kv.layers)[size_t(layer)];
     const int64_t r0 = rows.seg_begin[s], r1 = rows.seg_begin[s + 1];
-    const bool prefill = r1 - r0 > 1;
+    const bool prefill = tr.demo_expanded_prefill && r1 - r0 > 1;
     const int64_t n_keys = int64_t(rows.pos[size_t(r1 - 1)]) + 1;
     // Prefill: k_nope / v of every key through the FP8 kv_b_proj linear (BF16 out).
     std::vector<float> kvx;
@@ -68,9 +73,9 @@ void mla_demo_attention(const ModelCore& m, int layer, const StepRows& rows, con
             const float* k = kvx.data() + int64_t(idx[size_t(t)]) * hx + int64_t(h) * (dn + dv);
             const float* kp = cl.k_pe.data() + int64_t(idx[size_t(t)]) * dr;
             const float v = cpu::dot_fixed(qh, k, dn) + cpu::dot_fixed(qh + dn, kp, dr);
-            sc[size_t(t)] = round_bf16(round_bf16(v) * m.softmax_scale);
+            sc[size_t(t)] = R(R(v) * m.softmax_scale);
           }
-          softmax_bf16(sc.data(), n);
+          softmax_r(sc.data(), n, b16);
           std::fill(out, out + dv, 0.f);
           for (int t = 0; t < n; ++t) {
             const float* v = kvx.data() + int64_t(idx[size_t(t)]) * hx + int64_t(h) * (dn + dv) + dn;
@@ -86,11 +91,11 @@ void mla_demo_attention(const ModelCore& m, int layer, const StepRows& rows, con
         for (float& x : ql) x = round_bf16(x);
         for (int t = 0; t < n; ++t) {
           const int64_t j = idx[size_t(t)];
-          const float a = round_bf16(cpu::dot_fixed(ql.data(), cl.latent.data() + j * C, C));
-          const float b = round_bf16(cpu::dot_fixed(qh + dn, cl.k_pe.data() + j * dr, dr));
-          sc[size_t(t)] = round_bf16(round_bf16(a + b) * m.softmax_scale);
+          const float a = R(cpu::dot_fixed(ql.data(), cl.latent.data() + j * C, C));
+          const float b = R(cpu::dot_fixed(qh + dn, cl.k_pe.data() + j * dr, dr));
+          sc[size_t(t)] = R(R(a + b) * m.softmax_scale);
         }
-        softmax_bf16(sc.data(), n);
+        softmax_r(sc.data(), n, b16);
         std::fill(ol.begin(), ol.end(), 0.f);
         for (int t = 0; t < n; ++t)
           for (int64_t k = 0; k < C; ++k) ol[size_t(k)] += sc[size_t(t)] * cl.latent[size_t(idx[size_t(t)] * C + k)];

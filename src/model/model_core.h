@@ -68,7 +68,7 @@ void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const 
 void mla_attend(const ModelCore& m, const LayerWeights& L, const float* q, const SequenceCache::Layer& cache,
                 const int32_t* idx, int n, float* out);
 
-/// Test-only (ForwardTrace::demo_attention, mla_demo.cpp): the demo's attention for all rows,
+/// Test-only (ForwardTrace::demo_attention(), mla_demo.cpp): the demo's attention for all rows,
 /// q [R, H, nope + rope] -> o [R, H * v_head_dim]; private caches only (throws otherwise).
 void mla_demo_attention(const ModelCore& m, int layer, const StepRows& rows, const float* q,
                         const std::vector<std::vector<int32_t>>& selection, float* o);
