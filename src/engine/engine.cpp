@@ -91,7 +91,12 @@ void Engine::loop() {
     if (flush) {
       const bool ok = sched_->flush_cache();
       spdlog::info(ok ? "radix cache flushed" : "flush_cache refused: requests are queued or running");
+      // Publish the post-flush accounting with the result, so a wait_idle() right after
+      // flush_cache() returns never sees the stats from before the flush.
+      std::optional<KvStats> st;
+      if (sched_->idle()) st = sched_->stats();
       std::lock_guard<std::mutex> lk(mu_);
+      if (st) idle_stats_ = *st;
       flush_result_ = ok;
       flush_done_ = flush_requests_;
       idle_cv_.notify_all();

@@ -29,7 +29,7 @@ const std::vector<FlagSpec>& serve_flag_table() {
       {"--port", K::Value, "30000", E::Honoured, "bind port (0: any free port)"},
       {"--api-key", K::Value, "", E::Honoured, "require 'Authorization: Bearer <key>' on every route but /health, /health_generate, /metrics"},
       {"--enable-metrics", K::Switch, "false", E::Honoured, "serve GET /metrics (Prometheus text format, SGLang's sglang: names)"},
-      {"--enable-cache-report", K::Switch, "false", E::NoEffect, "there is no prefix cache yet, so cached_tokens is always 0"},
+      {"--enable-cache-report", K::Switch, "false", E::NoEffect, "usage.prompt_tokens_details.cached_tokens is always reported when the radix cache served tokens (D20)"},
       {"--log-level", K::Value, "info", E::Checked, "trace | debug | info | warning | error | critical"},
       {"--log-requests", K::Switch, "false", E::Honoured, "log one line per request"},
       {"--log-requests-level", K::Value, "2", E::Checked, "0 metadata, 1 +sampling params, 2 +partial IO, 3 full IO"},

@@ -9,6 +9,11 @@
 #include "kernels/cpu/act_quant.h"
 #include "kernels/cpu/parallel.h"
 
+// Every clone below must compute the same bits as the baseline: no mul+add contraction into FMA
+// (AVX-512F has FMA, and GCC contracts by default in C++). Lanes are independent, so 16 SSE/AVX2/
+// AVX-512 lanes give the same per-lane sums.
+#pragma GCC optimize("fp-contract=off")
+
 namespace ds::cpu {
 namespace {
 
@@ -88,7 +93,7 @@ void decode_rows(const WeightView& w, int64_t r0, int64_t n, float* out, bool sc
 
 // Non-FP8 rows of one panel against all M rows of x. Compiled for AVX2 and baseline (no FMA in
 // either, so both give the same bits).
-[[gnu::target_clones("avx2", "default")]] void panel_fp32(const float* x, int64_t M, int64_t N, int64_t K,
+[[gnu::target_clones("avx512f", "avx2", "default")]] void panel_fp32(const float* x, int64_t M, int64_t N, int64_t K,
                                                           const float* panel, int64_t r0, int64_t nr,
                                                           bool bf16_out, float* y) {
   for (int64_t m = 0; m < M; ++m) {
@@ -110,7 +115,7 @@ void decode_rows(const WeightView& w, int64_t r0, int64_t n, float* out, bool sc
 }
 
 // One 128-wide K block of the official FP8 path (16 lanes, fixed tree; no tail).
-inline float dot128(const float* a, const float* b) {
+[[gnu::always_inline]] inline float dot128(const float* a, const float* b) {
   float acc[16] = {};
   for (int k = 0; k < 128; k += 16)
     for (int j = 0; j < 16; ++j) acc[j] += a[k + j] * b[k + j];
@@ -119,6 +124,31 @@ inline float dot128(const float* a, const float* b) {
   acc[0] += acc[2];
   acc[1] += acc[3];
   return acc[0] + acc[1];
+}
+
+// FP8 weight rows of one panel (raw E4M3 values in `panel`) against all M rows of the quantized
+// activations (official path, spec 9.2): per-K-block FP32 partial sums times (a_scale * w_scale).
+// Cloned like panel_fp32; every clone gives the same bits.
+[[gnu::target_clones("avx512f", "avx2", "default")]] void panel_fp8(const float* xq, const float* xs, int64_t M,
+                                                                     int64_t N, int64_t K, const float* panel,
+                                                                     const float* scale_inv, int64_t r0, int64_t nr,
+                                                                     bool bf16_out, float* y) {
+  const int64_t kb = K / 128;
+  for (int64_t m = 0; m < M; ++m) {
+    float* ym = y + m * N + r0;
+    const float* a = xq + m * K;
+    const float* as = xs + m * kb;
+    for (int64_t i = 0; i < nr; ++i) {
+      const float* ws = scale_inv + ((r0 + i) / 128) * kb;
+      const float* wr = panel + i * K;
+      float acc = 0.f;
+      for (int64_t b = 0; b < kb; ++b) {
+        float part = dot128(a + b * 128, wr + b * 128);
+        acc += part * (as[b] * ws[b]);
+      }
+      ym[i] = bf16_out ? round_bf16(acc) : acc;
+    }
+  }
 }
 
 }  // namespace
@@ -167,23 +197,7 @@ void gemm(const float* x, int64_t M, const WeightView& w, float* y, GemmOptions 
       panel_fp32(x, M, N, K, panel.data(), r0, nr, opt.bf16_output, y);
       return;
     }
-    for (int64_t m = 0; m < M; ++m) {
-      float* ym = y + m * N + r0;
-      {
-        const float* a = xq.data() + m * K;
-        const float* as = xs.data() + m * kb;
-        for (int64_t i = 0; i < nr; ++i) {
-          const float* ws = w.scale_inv + ((r0 + i) / 128) * kb;
-          const float* wr = panel.data() + i * K;
-          float acc = 0.f;
-          for (int64_t b = 0; b < kb; ++b) {
-            float part = dot128(a + b * 128, wr + b * 128);
-            acc += part * (as[b] * ws[b]);
-          }
-          ym[i] = opt.bf16_output ? round_bf16(acc) : acc;
-        }
-      }
-    }
+    panel_fp8(xq.data(), xs.data(), M, N, K, panel.data(), w.scale_inv, r0, nr, opt.bf16_output, y);
   };
   // Small problems run on the calling thread (the result is the same either way).
   if (M * N * K < (int64_t(1) << 18)) {
