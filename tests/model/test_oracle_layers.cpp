@@ -187,7 +187,8 @@ TEST(OracleLayersOfficial, AttentionDeviationsAtLayer0) {
 // (measured: layer 0 2.6e-2..3.2e-2, then 5e-2 like the demo's own distance from exact FP32,
 // larger where indexer sets then differ). Two computations with decorrelated rounding noise of
 // size s are sqrt(2) s apart; s = ||oracle B - oracle A|| (the demo vs FP32 transformers, per
-// prompt and layer, from the fixtures). Bar: sqrt(2) x that.
+// prompt and layer, from the fixtures). Bar: sqrt(2) x that; at layer 0 also the two-quantizer
+// value of the map above, (d q^3)^(1/4) = (4e-3 x 0.09^3)^(1/4) = 4.1e-2, rounded up to 5e-2.
 TEST(OracleLayersOfficial, HiddenStatesPerLayerDefaultMode) {
   double worst = 0;
   for (size_t i = 0; i < fx_official().meta["prompts"].size(); ++i) {
@@ -195,7 +196,8 @@ TEST(OracleLayersOfficial, HiddenStatesPerLayerDefaultMode) {
     for (int l = 0; l < int(tr.hidden.size()); ++l) {
       auto want = fx_official().array(key(i, l));
       const double err = oracle::normwise(tr.hidden[size_t(l)].data(), want.data(), want.size());
-      const double tol = std::sqrt(2.0) * demo_noise(key(i, l));
+      double tol = std::sqrt(2.0) * demo_noise(key(i, l));
+      if (l == 0) tol = std::min(tol, 5e-2);
       std::printf("[oracle official] prompt %zu layer %d hidden normwise %.3e (tol %.3e)\n", i, l, err, tol);
       worst = std::max(worst, err);
       EXPECT_LE(err, tol) << key(i, l);

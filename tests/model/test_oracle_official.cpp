@@ -1,7 +1,10 @@
 // Oracle B (DeepSeek's Nov-2025 demo model.py with third-party FP8/Hadamard glue, D28) vs the
-// engine in its default --numerics official on tiny-a. Fixture and tolerances:
-// tests/fixtures/oracle/oracle_official_tiny-a.json (scripts/reference/oracle_official.py).
+// engine in its default --numerics official on tiny-a. Fixture: tests/fixtures/oracle/
+// oracle_official_tiny-a.json (scripts/reference/oracle_official.py). Per-layer checks and the
+// derivation of the tolerances: test_oracle_layers.cpp and docs/numerics.md "Oracle parity".
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "test_oracle_parity.h"
 
@@ -19,6 +22,40 @@ const oracle::Fixture& fx() {
   return f;
 }
 
+// The engine as shipped keeps D23's FP32 attention scores and the absorbed form in prefill
+// (documented deviations 1-2, ~4e-3 on the layer-0 attention output). Every later FP8 quantizer
+// amplifies such a difference (d -> sqrt(d q), q the E4M3 step) until the engine's and the demo's
+// FP8 rounding decisions are decorrelated, so the logits end up as far apart as two computations
+// with independent rounding noise of the demo's own size: sqrt(2) x ||oracle B - oracle A|| per
+// prompt (the fixture's 2e-2, derived assuming no amplification, was wrong for that reason).
+// Measured 5.6e-2 / 5.4e-2 / 9.0e-2 / 1.9e-1 against 8.9e-2 / 1.06e-1 / 2.1e-1 / 4.8e-1.
+const std::vector<double>& decorrelated_tols() {
+  static const std::vector<double> t = [] {
+    static oracle::Fixture hf = oracle::load_fixture("oracle_hf_tiny-a");
+    std::vector<double> v;
+    for (size_t i = 0; i < fx().meta["prompts"].size(); ++i) {
+      auto b = fx().array("p" + std::to_string(i) + ".logits"), a = hf.array("p" + std::to_string(i) + ".logits");
+      v.push_back(std::sqrt(2.0) * oracle::normwise(b.data(), a.data(), a.size()));
+    }
+    return v;
+  }();
+  return t;
+}
+
+// With the demo's attention emulated (ForwardTrace switches), the engine equals the demo up to
+// FP32-summation-order flips (test_oracle_layers.cpp: 6.6e-3 at most): 1e-2 for every prompt.
+const std::vector<double> kEmulatedTols(4, 1e-2);
+
+/// Runs `f` with the demo-attention emulation attached to the official model.
+template <class F>
+void with_demo_attention(F f) {
+  ForwardTrace tr;
+  tr.demo_bf16_scores = tr.demo_expanded_prefill = true;
+  official_model().set_trace(&tr);
+  f();
+  official_model().set_trace(nullptr);
+}
+
 }  // namespace
 
 TEST(OracleOfficial, MetadataRecordsDemoSha256AndPatches) {
@@ -27,15 +64,35 @@ TEST(OracleOfficial, MetadataRecordsDemoSha256AndPatches) {
   EXPECT_EQ(fx().meta["patches"].size(), 2u);
 }
 
-// DISABLED (docs/numerics.md "Oracle parity"): measured logits normwise 5.6e-2 (5 tokens) to
-// 1.9e-1 (100 tokens) against the derived 2e-2; the demo itself is 6.3e-2 from FP32 HF at 5 tokens.
-// Not widened without a reason: the per-layer localisation (hidden-state hooks) is the open work.
-TEST(OracleOfficial, DISABLED_PromptLogitsOfficialMode) { oracle::check_prompt_logits(official_model(), fx()); }
+TEST(OracleOfficial, PromptLogitsOfficialMode) { oracle::check_prompt_logits(official_model(), fx(), &decorrelated_tols()); }
 
-TEST(OracleOfficial, DISABLED_MixedLengthBatch) { oracle::check_mixed_batch(official_model(), fx()); }
+TEST(OracleOfficial, MixedLengthBatch) { oracle::check_mixed_batch(official_model(), fx(), &decorrelated_tols()); }
 
-TEST(OracleOfficial, DISABLED_GreedyContinuationsD24) {
-  auto [checked, agree] = oracle::check_greedy(official_model(), fx());
+// D24's 10 x tol margin rule leaves no strict step at the decorrelated tolerance (largest oracle
+// margin 1.33 rms against 10 x 0.21 x rms), so the shipped decode path is checked at 3 sigma
+// instead: each logit carries ~tol x rms of independent noise on either side, the top-2
+// difference sqrt(2) x that; a step is strict when margin > 3 sqrt(2) x tol x rms (3 steps here).
+// The strict D24 check of decode is GreedyDemoAttentionEmulated.
+TEST(OracleOfficial, GreedyContinuationsThreeSigma) {
+  auto [checked, agree] = oracle::check_greedy(official_model(), fx(), &decorrelated_tols(), 3.0 * std::sqrt(2.0));
   std::printf("[oracle official] greedy: %d strict steps, %d/32 argmax agreements\n", checked, agree);
   EXPECT_GT(checked, 0);
+}
+
+TEST(OracleOfficial, PromptLogitsDemoAttentionEmulated) {
+  with_demo_attention([] { oracle::check_prompt_logits(official_model(), fx(), &kEmulatedTols); });
+}
+
+TEST(OracleOfficial, MixedLengthBatchDemoAttentionEmulated) {
+  with_demo_attention([] { oracle::check_mixed_batch(official_model(), fx(), &kEmulatedTols); });
+}
+
+// Decode steps run the demo's absorbed BF16-einsum path (mla_demo.cpp) against the demo's own
+// one-token decode: strict D24 greedy with the 1e-2 bar.
+TEST(OracleOfficial, GreedyDemoAttentionEmulated) {
+  with_demo_attention([] {
+    auto [checked, agree] = oracle::check_greedy(official_model(), fx(), &kEmulatedTols);
+    std::printf("[oracle official+demo attention] greedy: %d strict steps, %d/32 argmax agreements\n", checked, agree);
+    EXPECT_GT(checked, 16);
+  });
 }
