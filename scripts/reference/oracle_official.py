@@ -26,6 +26,10 @@ import official_kernels as ok
 # sqrt(2e-3 / 0.125) * 2^-4 = 8e-3 on the o_proj input, diluted by the residual stream (attention
 # adds ~1/2 of the update). Over 3 layers plus identical-rounding noise: ~1e-2 normwise for hidden
 # states and logits. Indexer gaps below EPS_GAP (relative) may flip under that noise.
+# Note (numdbg, after the run): this derivation missed that every FP8 quantizer amplifies an input
+# change d to sqrt(d * q) (q the E4M3 step), so the ~4e-3 attention difference decorrelates the
+# two sides' FP8 roundings within ~2 layers; the CI tests no longer use TOL_LOGITS/TOL_HIDDEN for
+# the shipped mode (tests/model/test_oracle_layers.cpp, docs/numerics.md "Oracle parity").
 TOL_HIDDEN = 2e-2
 TOL_LOGITS = 2e-2
 EPS_GAP = 2e-2
