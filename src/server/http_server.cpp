@@ -266,6 +266,15 @@ struct HttpServer::Impl {
     };
     svr.Get("/flush_cache", flush);
     svr.Post("/flush_cache", flush);
+    // A POST with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 6.3), but
+    // cpp-httplib 0.11 would read it until EOF; answer /flush_cache before the body is read.
+    svr.set_pre_routing_handler([flush](const httplib::Request& req, httplib::Response& res) {
+      if (req.method != "POST" || req.path != "/flush_cache" || req.has_header("Content-Length") ||
+          req.has_header("Transfer-Encoding"))
+        return httplib::Server::HandlerResponse::Unhandled;
+      flush(req, res);
+      return httplib::Server::HandlerResponse::Handled;
+    });
     svr.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty() || res.status != 404) return httplib::Server::HandlerResponse::Unhandled;
       send_error(res, ApiError(404, "Not found: " + req.method + " " + req.path, "", "invalid_request_error", "not_found"));
