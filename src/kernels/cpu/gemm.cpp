@@ -63,32 +63,50 @@ void decode_rows(const WeightView& w, int64_t r0, int64_t n, float* out, bool sc
   }
 }
 
+// 16 FP32 lanes as one GCC vector (lowered to 1 zmm, 2 ymm or 4 xmm by each clone; lanes are
+// independent, so every lowering gives the same per-lane bits).
+typedef float V16 __attribute__((vector_size(64)));
+typedef float V8 __attribute__((vector_size(32)));
+typedef float V4 __attribute__((vector_size(16)));
+
 // Four dot products a·w0..a·w3 sharing the loads of a; each output uses exactly the arithmetic of
-// dot_fixed (same lanes, same tree), so results are identical to four dot_fixed calls.
+// dot_fixed (lane j sums k = j mod 16 in order; then lanes j += j+8, j += j+4, 0 += 2, 1 += 3, and
+// (0 + 1) + tail), so results are identical to four dot_fixed calls. The tree runs on the four
+// outputs at once through shuffles (same additions, same operands).
 [[gnu::always_inline]] inline void dot4_fixed(const float* a, const float* w0, const float* w1, const float* w2,
                                               const float* w3, int64_t n, float* out) {
-  float c0[16] = {}, c1[16] = {}, c2[16] = {}, c3[16] = {};
+  V16 c0 = {}, c1 = {}, c2 = {}, c3 = {};
   int64_t k = 0;
-  for (; k + 16 <= n; k += 16)
-    for (int j = 0; j < 16; ++j) {
-      const float x = a[k + j];
-      c0[j] += x * w0[k + j];
-      c1[j] += x * w1[k + j];
-      c2[j] += x * w2[k + j];
-      c3[j] += x * w3[k + j];
-    }
-  float* cs[4] = {c0, c1, c2, c3};
-  const float* ws[4] = {w0, w1, w2, w3};
-  for (int r = 0; r < 4; ++r) {
-    float* acc = cs[r];
-    float tail = 0.f;
-    for (int64_t t = k; t < n; ++t) tail += a[t] * ws[r][t];
-    for (int j = 0; j < 8; ++j) acc[j] += acc[j + 8];
-    for (int j = 0; j < 4; ++j) acc[j] += acc[j + 4];
-    acc[0] += acc[2];
-    acc[1] += acc[3];
-    out[r] = (acc[0] + acc[1]) + tail;
+  for (; k + 16 <= n; k += 16) {
+    V16 x, v0, v1, v2, v3;  // unaligned loads
+    std::memcpy(&x, a + k, sizeof x);
+    std::memcpy(&v0, w0 + k, sizeof x);
+    std::memcpy(&v1, w1 + k, sizeof x);
+    std::memcpy(&v2, w2 + k, sizeof x);
+    std::memcpy(&v3, w3 + k, sizeof x);
+    c0 += x * v0;
+    c1 += x * v1;
+    c2 += x * v2;
+    c3 += x * v3;
   }
+  V4 tail = {};
+  const float* ws[4] = {w0, w1, w2, w3};
+  for (int r = 0; r < 4; ++r)
+    for (int64_t t = k; t < n; ++t) tail[r] += a[t] * ws[r][t];
+  // j += j + 8: outputs 0|1 and 2|3 packed 8 lanes each.
+  const V16 s01 = __builtin_shufflevector(c0, c1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+                  __builtin_shufflevector(c0, c1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  const V16 s23 = __builtin_shufflevector(c2, c3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+                  __builtin_shufflevector(c2, c3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  // j += j + 4: outputs 0..3 packed 4 lanes each.
+  const V16 t = __builtin_shufflevector(s01, s23, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+                __builtin_shufflevector(s01, s23, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  // 0 += 2, 1 += 3: 2 lanes each.
+  const V8 u = __builtin_shufflevector(t, t, 0, 1, 4, 5, 8, 9, 12, 13) +
+               __builtin_shufflevector(t, t, 2, 3, 6, 7, 10, 11, 14, 15);
+  // (0 + 1) + tail.
+  const V4 d = (__builtin_shufflevector(u, u, 0, 2, 4, 6) + __builtin_shufflevector(u, u, 1, 3, 5, 7)) + tail;
+  std::memcpy(out, &d, sizeof d);
 }
 
 // Non-FP8 rows of one panel against all M rows of x. Compiled for AVX2 and baseline (no FMA in
