@@ -1,13 +1,17 @@
 // The CPU GEMM's panel kernels (vectorized 16-lane sums, cloned for AVX-512/AVX2/baseline) give
 // exactly dot_fixed's bits for every output, for every M, K (with and without a K % 16 tail) and
-// weight dtype: the property batch invariance rests on (D27, docs/engine.md).
+// weight dtype: the property batch invariance rests on (D27, docs/engine.md). The official FP8 path
+// (spec 9.2) equals its formula: per 128-block dot_fixed of the FP8 values, times a_scale * w_scale,
+// summed in block order.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "common/numeric.h"
+#include "kernels/cpu/act_quant.h"
 #include "kernels/cpu/gemm.h"
 
 using namespace ds;
@@ -60,5 +64,42 @@ TEST(GemmDotFixed, EveryOutputHasDotFixedBits) {
       for (int64_t N : {1, 5, 19, 64}) {
         check(DType::F32, M, N, K, false);
         check(DType::BF16, M, N, K, true);
+      }
+}
+
+TEST(GemmDotFixed, Fp8PathEqualsBlockFormula) {
+  for (int64_t M : {1, 3, 16})
+    for (int64_t N : {1, 6, 21, 130})
+      for (int64_t K : {128, 256, 384}) {
+        std::mt19937 rng(uint32_t(M * 7 + N * 13 + K));
+        std::normal_distribution<float> nd(0.f, 2.f);
+        std::vector<float> x(size_t(M * K));
+        for (auto& v : x) v = nd(rng);
+        std::vector<uint8_t> codes(size_t(N * K));
+        for (auto& c : codes) {
+          c = uint8_t(rng() & 0xff);
+          if ((c & 0x7f) == 0x7f) c = 0x3c;  // no NaN codes
+        }
+        const int64_t kb = K / 128, nb = (N + 127) / 128;
+        std::vector<float> sinv(size_t(nb * kb));
+        for (auto& v : sinv) v = std::ldexp(1.0f, int(rng() % 9) - 4);
+        WeightView w{DType::F8_E4M3, N, K, codes.data(), sinv.data()};
+        for (bool bf16 : {false, true}) {
+          std::vector<float> y(size_t(M * N));
+          gemm(x.data(), M, w, y.data(), GemmOptions{true, bf16});
+          std::vector<float> xq(size_t(M * K)), xs(size_t(M * kb)), wv(static_cast<size_t>(K));
+          act_quant(x.data(), M, K, xq.data(), xs.data());
+          for (int64_t n = 0; n < N; ++n) {
+            for (int64_t k = 0; k < K; ++k) wv[size_t(k)] = fp8_e4m3_to_f32(codes[size_t(n * K + k)]);
+            for (int64_t m = 0; m < M; ++m) {
+              float acc = 0.f;
+              for (int64_t b = 0; b < kb; ++b)
+                acc += dot_fixed(xq.data() + m * K + b * 128, wv.data() + b * 128, 128) *
+                       (xs[size_t(m * kb + b)] * sinv[size_t((n / 128) * kb + b)]);
+              if (bf16) acc = round_bf16(acc);
+              ASSERT_EQ(bits(y[size_t(m * N + n)]), bits(acc)) << "M=" << M << " N=" << N << " K=" << K;
+            }
+          }
+        }
       }
 }

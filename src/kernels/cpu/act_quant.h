@@ -17,6 +17,10 @@ float ue8m0_scale(float amax);
 /// scales[r, c / 128] = s. `q` may alias `x`. Throws std::invalid_argument if cols % 128 != 0.
 void act_quant(const float* x, int64_t rows, int64_t cols, float* q, float* scales);
 
+/// The FP8 rounding act_quant applies after clamping (bit-trick form of round_fp8_e4m3, same bits
+/// for v in [-448, 448] or NaN). Exposed for tests only.
+float round_fp8_clamped_for_test(float v);
+
 /// FP8 quantize -> dequantize round trip in place, per 128-channel group (the cached-latent
 /// simulation of spec 4.3 step 6): x <- q * s. Same preconditions as act_quant.
 void fp8_round_trip(float* x, int64_t rows, int64_t cols);

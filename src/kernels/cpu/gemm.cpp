@@ -69,6 +69,23 @@ typedef float V16 __attribute__((vector_size(64)));
 typedef float V8 __attribute__((vector_size(32)));
 typedef float V4 __attribute__((vector_size(16)));
 
+// The fixed 16-lane tree of dot_fixed (j += j+8, j += j+4, 0 += 2, 1 += 3, then 0 + 1) for four
+// accumulators at once through shuffles: the same additions with the same operands.
+[[gnu::always_inline]] inline V4 tree4(V16 c0, V16 c1, V16 c2, V16 c3) {
+  // j += j + 8: outputs 0|1 and 2|3 packed 8 lanes each.
+  const V16 s01 = __builtin_shufflevector(c0, c1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+                  __builtin_shufflevector(c0, c1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  const V16 s23 = __builtin_shufflevector(c2, c3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+                  __builtin_shufflevector(c2, c3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  // j += j + 4: outputs 0..3 packed 4 lanes each.
+  const V16 t = __builtin_shufflevector(s01, s23, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+                __builtin_shufflevector(s01, s23, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  // 0 += 2, 1 += 3: 2 lanes each.
+  const V8 u = __builtin_shufflevector(t, t, 0, 1, 4, 5, 8, 9, 12, 13) +
+               __builtin_shufflevector(t, t, 2, 3, 6, 7, 10, 11, 14, 15);
+  return __builtin_shufflevector(u, u, 0, 2, 4, 6) + __builtin_shufflevector(u, u, 1, 3, 5, 7);
+}
+
 // Four dot products a·w0..a·w3 sharing the loads of a; each output uses exactly the arithmetic of
 // dot_fixed (lane j sums k = j mod 16 in order; then lanes j += j+8, j += j+4, 0 += 2, 1 += 3, and
 // (0 + 1) + tail), so results are identical to four dot_fixed calls. The tree runs on the four
@@ -93,19 +110,7 @@ typedef float V4 __attribute__((vector_size(16)));
   const float* ws[4] = {w0, w1, w2, w3};
   for (int r = 0; r < 4; ++r)
     for (int64_t t = k; t < n; ++t) tail[r] += a[t] * ws[r][t];
-  // j += j + 8: outputs 0|1 and 2|3 packed 8 lanes each.
-  const V16 s01 = __builtin_shufflevector(c0, c1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
-                  __builtin_shufflevector(c0, c1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-  const V16 s23 = __builtin_shufflevector(c2, c3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
-                  __builtin_shufflevector(c2, c3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-  // j += j + 4: outputs 0..3 packed 4 lanes each.
-  const V16 t = __builtin_shufflevector(s01, s23, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
-                __builtin_shufflevector(s01, s23, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-  // 0 += 2, 1 += 3: 2 lanes each.
-  const V8 u = __builtin_shufflevector(t, t, 0, 1, 4, 5, 8, 9, 12, 13) +
-               __builtin_shufflevector(t, t, 2, 3, 6, 7, 10, 11, 14, 15);
-  // (0 + 1) + tail.
-  const V4 d = (__builtin_shufflevector(u, u, 0, 2, 4, 6) + __builtin_shufflevector(u, u, 1, 3, 5, 7)) + tail;
+  const V4 d = tree4(c0, c1, c2, c3) + tail;  // (0 + 1) + tail
   std::memcpy(out, &d, sizeof d);
 }
 
@@ -144,6 +149,25 @@ typedef float V4 __attribute__((vector_size(16)));
   return acc[0] + acc[1];
 }
 
+// dot128 of `a` against four weight rows at once (same lanes, same tree, so the same bits).
+[[gnu::always_inline]] inline V4 dot4_128(const float* a, const float* w0, const float* w1, const float* w2,
+                                          const float* w3) {
+  V16 c0 = {}, c1 = {}, c2 = {}, c3 = {};
+  for (int k = 0; k < 128; k += 16) {
+    V16 x, v0, v1, v2, v3;  // unaligned loads
+    std::memcpy(&x, a + k, sizeof x);
+    std::memcpy(&v0, w0 + k, sizeof x);
+    std::memcpy(&v1, w1 + k, sizeof x);
+    std::memcpy(&v2, w2 + k, sizeof x);
+    std::memcpy(&v3, w3 + k, sizeof x);
+    c0 += x * v0;
+    c1 += x * v1;
+    c2 += x * v2;
+    c3 += x * v3;
+  }
+  return tree4(c0, c1, c2, c3);
+}
+
 // FP8 weight rows of one panel (raw E4M3 values in `panel`) against all M rows of the quantized
 // activations (official path, spec 9.2): per-K-block FP32 partial sums times (a_scale * w_scale).
 // Cloned like panel_fp32; every clone gives the same bits.
@@ -156,7 +180,20 @@ typedef float V4 __attribute__((vector_size(16)));
     float* ym = y + m * N + r0;
     const float* a = xq + m * K;
     const float* as = xs + m * kb;
-    for (int64_t i = 0; i < nr; ++i) {
+    int64_t i = 0;
+    for (; i + 4 <= nr; i += 4) {
+      const float* wr = panel + i * K;
+      const float* ws[4];
+      for (int r = 0; r < 4; ++r) ws[r] = scale_inv + ((r0 + i + r) / 128) * kb;
+      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+      for (int64_t b = 0; b < kb; ++b) {
+        const V4 part = dot4_128(a + b * 128, wr + b * 128, wr + K + b * 128, wr + 2 * K + b * 128,
+                                 wr + 3 * K + b * 128);
+        for (int r = 0; r < 4; ++r) acc[r] += part[r] * (as[b] * ws[r][b]);
+      }
+      for (int r = 0; r < 4; ++r) ym[i + r] = bf16_out ? round_bf16(acc[r]) : acc[r];
+    }
+    for (; i < nr; ++i) {
       const float* ws = scale_inv + ((r0 + i) / 128) * kb;
       const float* wr = panel + i * K;
       float acc = 0.f;
