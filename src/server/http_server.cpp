@@ -303,6 +303,9 @@ HttpServer::HttpServer(const ServeContext& ctx, const ServerArgs& args) : impl_(
   impl_->svr.set_payload_max_length(kMaxPayload);
   impl_->svr.set_read_timeout(60, 0);
   impl_->svr.set_write_timeout(60, 0);
+  // Streams write one small SSE event per token: without TCP_NODELAY, Nagle's algorithm holds each
+  // write until the client's (delayed) ACK of the previous one, tens of ms per token.
+  impl_->svr.set_tcp_nodelay(true);
   impl_->svr.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
   impl_->routes();
 }
