@@ -47,12 +47,16 @@ class Pool {
       fn_ = &fn;
       n_ = n;
       next_.store(0);
-      active_ = int(workers_.size());
+      active_ = 0;
+      open_ = true;
       ++generation_;
     }
     cv_.notify_all();
     work();
+    // Close the region: a worker that wakes up only now (the machine is busy) must not be waited
+    // for, since every task is already claimed; wait only for workers still inside a task.
     std::unique_lock<std::mutex> lk(mu_);
+    open_ = false;
     done_cv_.wait(lk, [&] { return active_ == 0; });
     fn_ = nullptr;
   }
@@ -75,6 +79,8 @@ class Pool {
         cv_.wait(lk, [&] { return quit_ || generation_ != seen; });
         if (quit_) return;
         seen = generation_;
+        if (!open_) continue;  // that region is over
+        ++active_;
       }
       work();
       std::lock_guard<std::mutex> g(mu_);
@@ -101,7 +107,8 @@ class Pool {
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
   std::atomic<int64_t> next_{0};
-  int active_ = 0;
+  int active_ = 0;     // workers inside the current region's work()
+  bool open_ = false;  // the current region still accepts workers
   uint64_t generation_ = 0;
   bool quit_ = false;
   int want_ = 0;
