@@ -103,8 +103,6 @@ void Engine::loop() {
     }
     if (!sched_->idle()) {
       sched_->step();
-      steps_.store(sched_->steps());
-      max_batch_.store(sched_->max_batch_seen());
     }
     if (sched_->idle()) {
       // Idle: every page must be free or cached (the invariant; cheap, so checked in every build).

@@ -71,9 +71,9 @@ class Engine {
 
   const EngineOptions& options() const { return opts_; }
   /// Forward steps run so far (for tests and metrics).
-  uint64_t steps() const { return steps_.load(); }
+  uint64_t steps() const { return sched_->steps(); }
   /// Largest number of segments seen in one plan (tests check that batching happens).
-  int max_batch_seen() const { return max_batch_.load(); }
+  int max_batch_seen() const { return sched_->max_batch_seen(); }
   /// Requests currently queued or running.
   int in_flight() const { return in_flight_.load(); }
 
@@ -93,8 +93,6 @@ class Engine {
   bool flush_result_ = false;
   uint64_t arrivals_ = 0;
   std::thread thread_;
-  std::atomic<uint64_t> steps_{0};
-  std::atomic<int> max_batch_{0};
   std::atomic<int> in_flight_{0};
 };
 

@@ -306,7 +306,7 @@ void Scheduler::step() {
     }
     preempt(running_.size() - 1);  // prefills blocked each other: make room
   }
-  max_batch_ = std::max(max_batch_, int(p.segments.size()));
+  if (int(p.segments.size()) > max_batch_.load()) max_batch_.store(int(p.segments.size()));
   auto update = [&](SchedRequest& r, const Segment& seg, const float* logits) {
     r.computed += int(seg.tokens.size());
     if (r.computed == int(r.seq.size())) advance(r, logits);
@@ -320,6 +320,7 @@ void Scheduler::step() {
     // Isolate the failure: every segment alone (validation precedes writes, so rerunning a segment
     // rewrites the same slots with the same values).
     spdlog::warn("forward over {} segments failed ({}); retrying segment by segment", p.segments.size(), e.what());
+    ++steps_;
     for (size_t i = 0; i < who.size(); ++i) {
       try {
         BatchPlan one;
@@ -330,7 +331,6 @@ void Scheduler::step() {
         fail(*who[i], std::string("forward failed: ") + e2.what());
       }
     }
-    ++steps_;
   }
   remove_finished();
 }

@@ -2,6 +2,7 @@
 // owns the requests, the page allocator and the radix prefix cache; each step it plans one
 // BatchPlan mixing prefill chunks and decodes, runs it, samples and retires requests.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -81,8 +82,10 @@ class Scheduler {
   /// Current accounting, with the page invariant checked.
   KvStats stats() const;
 
-  uint64_t steps() const { return steps_; }
-  int max_batch_seen() const { return max_batch_; }
+  /// Forward steps run; counted before the step's events are posted, and readable from any thread.
+  uint64_t steps() const { return steps_.load(); }
+  /// Largest number of segments in one plan; readable from any thread.
+  int max_batch_seen() const { return max_batch_.load(); }
   /// Called with every finished request (for the engine's in-flight count). Set before use.
   std::function<void()> on_finish;
 
@@ -104,8 +107,9 @@ class Scheduler {
   RadixCache tree_;
   std::deque<std::unique_ptr<SchedRequest>> waiting_;
   std::vector<std::unique_ptr<SchedRequest>> running_;  // admission order
-  uint64_t steps_ = 0, preemptions_ = 0;
-  int max_batch_ = 0;
+  std::atomic<uint64_t> steps_{0};
+  uint64_t preemptions_ = 0;
+  std::atomic<int> max_batch_{0};
 };
 
 }  // namespace ds
