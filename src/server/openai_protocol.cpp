@@ -194,7 +194,7 @@ ordered_json parse_body(const std::string& text) {
       return true;
     });
     if (too_deep) bad("", "Invalid request body: JSON nested deeper than 64 levels");
-  } catch (const ordered_json::parse_error& e) {
+  } catch (const ordered_json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999
     bad("", std::string("Invalid JSON body: ") + e.what());
   }
   if (!body.is_object()) bad("", std::string("Invalid request body: expected a JSON object, got ") + type_name(body));

@@ -203,6 +203,10 @@ test("robustness: invalid UTF-8, deep JSON, text/plain are 400s; the server stay
   r = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: auth, body: "[".repeat(100) + "]".repeat(100) });
   assert.equal(r.status, 400);
   assert.match((await r.json()).error.message, /deeper than 64/);
+  // A number too large for a double (found by fuzz/fuzz_request): a 400, not a 500.
+  r = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: auth, body: '{"prompt":"x","max_tokens":7e777}' });
+  assert.equal(r.status, 400);
+  assert.match((await r.json()).error.message, /^Invalid JSON body/);
   r = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: { ...auth, "Content-Type": "text/plain" }, body: '{"prompt":"x"}' });
   assert.equal(r.status, 400);
   r = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: auth, body: "x".repeat(17 << 20) });
