@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds fuzz/fuzz_request with clang (libFuzzer + ASan/UBSan) from the sources it needs, seeds a
-# corpus from the handed cases (/work/shared/cases, tests/) and the official encoding vectors
+# corpus from the handed cases (../shared/cases beside the repository, tests/) and the official encoding vectors
 # (tests/fixtures/*_encoding/vectors.jsonl) and runs it for SECONDS (default 60).
 # Then replays every file in fuzz/corpus_crashes (past crashes; each must now pass).
 # Usage: fuzz/run_fuzz.sh BUILD_DIR [SECONDS]. Exit 0: no crash; 125: clang/libFuzzer unavailable (ctest: skipped); 1: a crash.
@@ -23,7 +23,7 @@ fi
 python3 - "$SRC" "$OUT/seeds" <<'PY'
 import json, os, sys, glob
 src, out = sys.argv[1], sys.argv[2]
-files = (glob.glob('/work/shared/cases/*.jsonl') + glob.glob(os.path.join(src, 'tests/**/*cases*.jsonl'), recursive=True)
+files = (glob.glob(os.path.join(src, '..', 'shared', 'cases', '*.jsonl')) + glob.glob(os.path.join(src, 'tests/**/*cases*.jsonl'), recursive=True)
          + glob.glob(os.path.join(src, 'tests/fixtures/*_encoding/vectors.jsonl')))  # the official encoder vectors
 n = 0
 def emit(tag, s):
