@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/choice_stream.h"
+#include "server/engine_request.h"
 #include "server/logprobs_json.h"
 #include "server/metrics.h"
 #include "text/encoding_dsv32.h"
@@ -98,47 +99,10 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
   if (auto d = ctx.tokenizer->token_to_id(dsv32::kDsml)) s->dsml_id_ = *d;
 
   // Context checks (spec/serving.md 4.6).
-  const int64_t M = ctx.context_length;
-  int64_t N = int64_t(s->prompt_ids_.size());
-  int64_t K = r.max_tokens.value_or(-1);
-  if (K > M && !ctx.allow_auto_truncate)
-    throw ApiError(400, "max_completion_tokens is too large: " + std::to_string(K) + ".This model supports at most " +
-                            std::to_string(M) + " completion tokens.", r.max_tokens_param);
-  if (N >= M) {
-    if (!ctx.allow_auto_truncate)
-      throw ApiError(400, "The input (" + std::to_string(N) + " tokens) is longer than the model's context length (" +
-                              std::to_string(M) + " tokens).", "messages");
-    spdlog::warn("request {}: input of {} tokens truncated to the context length {}", s->id_, N, M);
-    s->prompt_ids_.resize(size_t(M));
-    N = M;
-  }
-  if (K >= 0 && N + K > M) {
-    if (!ctx.allow_auto_truncate)
-      throw ApiError(400, "Requested token count exceeds the model's maximum context length of " + std::to_string(M) +
-                              " tokens. You requested a total of " + std::to_string(N + K) + " tokens: " +
-                              std::to_string(N) + " tokens from the input messages and " + std::to_string(K) +
-                              " tokens for the completion. Please reduce the number of tokens in the input messages "
-                              "or the completion to fit within the limit.", r.max_tokens_param);
-    K = M - N;
-  }
-  if (K < 0) K = M - N;
-
-  Request base;
-  base.prompt_ids = s->prompt_ids_;
-  base.sampling = ctx.defaults;
-  if (r.temperature) base.sampling.temperature = *r.temperature;
-  if (r.top_p) base.sampling.top_p = *r.top_p;
-  if (r.top_k) base.sampling.top_k = *r.top_k;
-  if (r.min_p) base.sampling.min_p = *r.min_p;
-  base.max_new_tokens = int(K);
-  base.stop_token_ids = ctx.eos_ids;
-  base.stop_token_ids.insert(base.stop_token_ids.end(), r.stop_token_ids.begin(), r.stop_token_ids.end());
-  base.ignore_eos = r.ignore_eos;
-  base.sampling.frequency_penalty = r.frequency_penalty;
-  base.sampling.presence_penalty = r.presence_penalty;
-  base.sampling.repetition_penalty = r.repetition_penalty;
-  base.min_new_tokens = r.min_tokens;
-  base.top_logprobs = r.logprobs.value_or(-1);
+  const int64_t K = fit_context(ctx, s->prompt_ids_, r.max_tokens, r.max_tokens_param, "messages",
+                                "max_completion_tokens");
+  const int64_t N = int64_t(s->prompt_ids_.size());
+  Request base = make_engine_request(ctx, r, s->prompt_ids_, K, r.logprobs.value_or(-1));
   for (int i = 0; i < r.n; ++i) {
     Request q = base;
     q.id = s->id_ + (r.n > 1 ? std::string("-") + std::to_string(i) : "");
@@ -149,11 +113,7 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
       stream = injected_stream(q.id, encode_with_markers(*ctx.tokenizer, text), q);
       s->injected_ = true;
     } else {
-      try {
-        stream = ctx.engine->submit(std::move(q));
-      } catch (const std::exception& e) {
-        throw ApiError(503, std::string("The server is shutting down: ") + e.what(), "", "service_unavailable");
-      }
+      stream = submit_or_503(ctx, std::move(q));
     }
     s->choices_.push_back(std::make_unique<Choice>(i, stream, ctx.tokenizer, s->make_output(),
                                                    s->injected_ ? nullptr : ctx.metrics, int(N)));

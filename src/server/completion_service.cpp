@@ -1,4 +1,5 @@
 #include "server/completion_service.h"
+#include "server/engine_request.h"
 
 #include <chrono>
 #include <deque>
@@ -38,33 +39,6 @@ TextPrompt text_prompt(const Tokenizer& tok, const std::string& text) {
   p.ids.insert(p.ids.end(), t.begin(), t.end());
   p.text = text;
   return p;
-}
-
-/// Context checks of spec/serving.md 4.6 for one prompt; returns the max new tokens.
-int64_t fit_context(const ServeContext& ctx, std::vector<int32_t>& ids, int64_t K, const std::string& param,
-                    const std::string& prompt_param) {
-  const int64_t M = ctx.context_length;
-  int64_t N = int64_t(ids.size());
-  if (K > M && !ctx.allow_auto_truncate)
-    bad(param, param + " is too large: " + std::to_string(K) + ".This model supports at most " + std::to_string(M) +
-                   " completion tokens.");
-  if (N >= M) {
-    if (!ctx.allow_auto_truncate)
-      bad(prompt_param, "The input (" + std::to_string(N) + " tokens) is longer than the model's context length (" +
-                            std::to_string(M) + " tokens).");
-    ids.resize(size_t(M - 1));  // keep the first tokens; the engine needs room for one more
-    N = M - 1;
-  }
-  if (N + K > M) {
-    if (!ctx.allow_auto_truncate)
-      bad(param, "Requested token count exceeds the model's maximum context length of " + std::to_string(M) +
-                     " tokens. You requested a total of " + std::to_string(N + K) + " tokens: " + std::to_string(N) +
-                     " tokens from the input messages and " + std::to_string(K) +
-                     " tokens for the completion. Please reduce the number of tokens in the input messages or the "
-                     "completion to fit within the limit.");
-    K = M - N;
-  }
-  return K;
 }
 
 void sse(std::string& out, const json& j) {
@@ -208,23 +182,10 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
   o.separate_reasoning = false;
   o.stop = r.stop;
   for (size_t p = 0; p < s->prompts_.size(); ++p) {
-    int64_t K = fit_context(ctx, s->prompts_[p].ids, r.max_tokens.value_or(default_max), max_param, prompt_param);
-    Request base;
-    base.prompt_ids = s->prompts_[p].ids;
-    base.sampling = ctx.defaults;
-    if (r.temperature) base.sampling.temperature = *r.temperature;
-    if (r.top_p) base.sampling.top_p = *r.top_p;
-    if (r.top_k) base.sampling.top_k = *r.top_k;
-    if (r.min_p) base.sampling.min_p = *r.min_p;
-    base.max_new_tokens = int(K);
-    base.stop_token_ids = ctx.eos_ids;
-    base.stop_token_ids.insert(base.stop_token_ids.end(), r.stop_token_ids.begin(), r.stop_token_ids.end());
-    base.ignore_eos = r.ignore_eos;
-    base.sampling.frequency_penalty = r.frequency_penalty;
-    base.sampling.presence_penalty = r.presence_penalty;
-    base.sampling.repetition_penalty = r.repetition_penalty;
-    base.min_new_tokens = r.min_tokens;
-    base.top_logprobs = api == TextApi::Completions ? r.logprobs.value_or(-1) : -1;
+    const int64_t K = fit_context(ctx, s->prompts_[p].ids, r.max_tokens.value_or(default_max), max_param, prompt_param,
+                                  max_param);
+    const Request base = make_engine_request(ctx, r, s->prompts_[p].ids, K,
+                                             api == TextApi::Completions ? r.logprobs.value_or(-1) : -1);
     for (int j = 0; j < r.n; ++j) {
       const int index = int(p) * r.n + j;
       Request q = base;
@@ -243,11 +204,7 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
         ev.prompt_tokens = int(q.prompt_ids.size());
         c->stream->push(ev);
       } else {
-        try {
-          c->stream = ctx.engine->submit(std::move(q));
-        } catch (const std::exception& e) {
-          throw ApiError(503, std::string("The server is shutting down: ") + e.what(), "", "service_unavailable");
-        }
+        c->stream = submit_or_503(ctx, std::move(q));
       }
       s->choices_.push_back(std::move(c));
     }

@@ -108,7 +108,7 @@ std::vector<std::vector<int32_t>> solo(const std::vector<std::vector<int32_t>>& 
   e.start();
   std::vector<std::vector<int32_t>> out;
   for (size_t i = 0; i < prompts.size(); ++i)
-    out.push_back(collect(*e.submit(req("solo" + std::to_string(i), prompts[i], 8))).tokens);
+    out.push_back(collect(*e.submit(req("solo" + std::to_string(i), prompts[i], max_new))).tokens);
   expect_clean(e);
   return out;
 }
