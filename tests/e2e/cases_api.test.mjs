@@ -424,11 +424,13 @@ test("robustness: SIGTERM with requests in flight - exit 0, no half JSON, the po
       assert.ok(j.choices || j.error);
     }
   }
-  await new Promise((resolve, reject) => {  // the port is free: we can listen on it
-    const l = net.createServer();
-    l.once("error", reject);
-    l.listen(port, "127.0.0.1", () => l.close(resolve));
+  // The port is released: nothing listens there any more (a connect is refused). A fresh bind can still
+  // see EADDRINUSE for ~60 s from the TIME_WAIT sockets of the connections the server closed.
+  const code = await new Promise((resolve) => {
+    const c = net.connect(port, "127.0.0.1", () => (c.destroy(), resolve("connected")));
+    c.once("error", (e) => resolve(e.code));
   });
+  assert.equal(code, "ECONNREFUSED");
 });
 
 test("robustness: SIGTERM - in-flight streams end with finish_reason 'abort' and [DONE]",
