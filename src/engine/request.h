@@ -50,6 +50,9 @@ struct TokenEvent {
   /// Prompt tokens served from the radix prefix cache at admission (D20).
   int cached_tokens = 0;
   std::string error;  // message when finish == Error
+  /// finish == Error because the request itself is invalid (empty prompt, ids outside the
+  /// vocabulary, longer than the context or the KV pool): the client's fault (HTTP 400), not the server's.
+  bool invalid_request = false;
   /// Request.top_logprobs >= 0: log-softmax of `token` and the top alternatives (descending).
   std::optional<float> logprob;
   std::vector<std::pair<int32_t, float>> top_logprobs;

@@ -110,11 +110,12 @@ void Scheduler::finish(SchedRequest& r, TokenEvent ev) {
   r.stream->push(std::move(ev));
 }
 
-void Scheduler::fail(SchedRequest& r, const std::string& msg) {
+void Scheduler::fail(SchedRequest& r, const std::string& msg, bool invalid_request) {
   spdlog::warn("request {} failed: {}", r.req.id, msg);
   TokenEvent ev;
   ev.finish = FinishReason::Error;
   ev.error = msg;
+  ev.invalid_request = invalid_request;
   finish(r, std::move(ev));
 }
 
@@ -164,7 +165,7 @@ void Scheduler::admit() {
         finish(r, ev);
       } else if (std::string err = validate(r, exec_.vocab_size(), opts_.context_length, capacity); !err.empty()) {
         r.cached_tokens = 0;
-        fail(r, err);
+        fail(r, err, /*invalid_request=*/true);
       }
       if (r.done) {
         waiting_.erase(waiting_.begin() + long(pick));

@@ -97,7 +97,7 @@ class Scheduler {
   void release(SchedRequest& r);
   void preempt(size_t running_index);
   void finish(SchedRequest& r, TokenEvent ev);
-  void fail(SchedRequest& r, const std::string& msg);
+  void fail(SchedRequest& r, const std::string& msg, bool invalid_request = false);
   bool advance(SchedRequest& r, const float* logits);
   void remove_finished();
 

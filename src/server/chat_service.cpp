@@ -135,9 +135,10 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
     c->queued.push_back(*ev);
     if (ev->finish == FinishReason::Error) {
       s->abort();
-      const bool ctx_err = ev->error.rfind("The input (", 0) == 0;
-      throw ApiError(ctx_err ? 400 : 500, ctx_err ? ev->error : std::string("Internal server error: ") + ev->error, "",
-                     ctx_err ? "invalid_request_error" : "internal_server_error");
+      const bool bad_request = ev->invalid_request;
+      throw ApiError(bad_request ? 400 : 500,
+                     bad_request ? ev->error : std::string("Internal server error: ") + ev->error, "",
+                     bad_request ? "invalid_request_error" : "internal_server_error");
     }
   }
   return s;

@@ -266,18 +266,40 @@ struct HttpServer::Impl {
     };
     svr.Get("/flush_cache", flush);
     svr.Post("/flush_cache", flush);
-    // A POST with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 6.3), but
-    // cpp-httplib 0.11 would read it until EOF; answer /flush_cache before the body is read.
+    // Before any body is read (cpp-httplib 0.11 reads a body without Content-Length until EOF and
+    // does not apply the payload limit to chunked bodies):
+    // - a bodyless POST /flush_cache (no Content-Length, no Transfer-Encoding; RFC 9112 6.3) is answered;
+    // - any other POST/PUT must carry Content-Length: chunked or unframed bodies get 411, so the
+    //   16 MiB limit (D21) cannot be bypassed and no handler thread waits for EOF.
     svr.set_pre_routing_handler([flush](const httplib::Request& req, httplib::Response& res) {
-      if (req.method != "POST" || req.path != "/flush_cache" || req.has_header("Content-Length") ||
-          req.has_header("Transfer-Encoding"))
+      if (req.method != "POST" && req.method != "PUT") return httplib::Server::HandlerResponse::Unhandled;
+      if (req.has_header("Content-Length") && !req.has_header("Transfer-Encoding"))
         return httplib::Server::HandlerResponse::Unhandled;
-      flush(req, res);
+      if (req.path == "/flush_cache" && !req.has_header("Transfer-Encoding")) {
+        flush(req, res);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      send_error(res, ApiError(411, "A request body must be sent with Content-Length (chunked or unframed bodies are "
+                                    "not accepted; the limit is 16 MiB).", "", "invalid_request_error",
+                               "length_required"));
       return httplib::Server::HandlerResponse::Handled;
     });
+    // Every error answer is an OpenAI error envelope (D18), also those cpp-httplib makes itself
+    // (404 unknown route, 413 body over the limit, 400 unparsable request line).
     svr.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty() || res.status != 404) return httplib::Server::HandlerResponse::Unhandled;
-      send_error(res, ApiError(404, "Not found: " + req.method + " " + req.path, "", "invalid_request_error", "not_found"));
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      if (res.status == 404) {
+        send_error(res, ApiError(404, "Not found: " + req.method + " " + req.path, "", "invalid_request_error",
+                                 "not_found"));
+      } else if (res.status == 413) {
+        send_error(res, ApiError(413, "Request body too large: the limit is 16 MiB.", "", "invalid_request_error",
+                                 "payload_too_large"));
+      } else {
+        const int status = res.status;
+        send_error(res, ApiError(status, status == 400 ? "Bad request: the HTTP request could not be parsed."
+                                                       : "HTTP error " + std::to_string(status) + ".", "",
+                                 status >= 500 ? "internal_server_error" : "invalid_request_error", status));
+      }
       return httplib::Server::HandlerResponse::Handled;
     }));
     svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
@@ -306,6 +328,12 @@ HttpServer::HttpServer(const ServeContext& ctx, const ServerArgs& args) : impl_(
   // Streams write one small SSE event per token: without TCP_NODELAY, Nagle's algorithm holds each
   // write until the client's (delayed) ACK of the previous one, tens of ms per token.
   impl_->svr.set_tcp_nodelay(true);
+  // SO_REUSEADDR only: cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind
+  // the same port and silently share its connections.
+  impl_->svr.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+  });
   impl_->svr.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
   impl_->routes();
 }

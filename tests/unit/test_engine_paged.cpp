@@ -155,6 +155,7 @@ TEST(EnginePaged, RequestThatCanNeverFitGetsClearError) {
   EXPECT_EQ(r.last.finish, ds::FinishReason::Error);
   EXPECT_EQ(r.last.error, "The input (16 tokens) does not fit in the KV cache (16 tokens from --max-total-tokens and "
                           "--page-size); it can never be scheduled.");
+  EXPECT_TRUE(r.last.invalid_request);
   auto g = collect(*e->submit(req("grow", prompt(10, 3), 100)));
   EXPECT_EQ(g.last.finish, ds::FinishReason::Length);
   EXPECT_EQ(g.tokens.size(), 6u);
