@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <thread>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -32,6 +33,9 @@ struct HttpServer::Impl {
   httplib::Server svr;
   int64_t created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::atomic<bool> stopping{false};
+  /// Generation responses still being written; stop() lets them finish (their requests end with
+  /// "abort" once the engine stops) before the listener and connections are closed.
+  std::atomic<int> active_generations{0};
 
   Impl(const ServeContext& c, const ServerArgs& a) : ctx(c), args(a) {}
 
@@ -66,12 +70,14 @@ struct HttpServer::Impl {
       send_error(res, e);
       return;
     }
-    auto release = [s](bool) { s->abort(); };  // no-op when finished; aborts on a broken connection
+    ++active_generations;
+    std::shared_ptr<void> active(nullptr, [this](void*) { --active_generations; });  // released with the provider
+    auto release = [s, active](bool) { s->abort(); };  // no-op when finished; aborts on a broken connection
     if (s->streaming()) {
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider(
           "text/event-stream",
-          [s](size_t, httplib::DataSink& sink) {
+          [s, active](size_t, httplib::DataSink& sink) {
             std::string out;
             bool more = s->next_stream(out);
             if (!out.empty() && !sink.write(out.data(), out.size())) {
@@ -93,7 +99,7 @@ struct HttpServer::Impl {
       auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
       res.set_chunked_content_provider(
           "application/json",
-          [s, last_write](size_t, httplib::DataSink& sink) {
+          [s, last_write, active](size_t, httplib::DataSink& sink) {
             std::string out;
             if (s->poll_complete(out)) {
               bool ok = sink.write(out.data(), out.size());
@@ -356,6 +362,11 @@ void HttpServer::listen() { impl_->svr.listen_after_bind(); }
 
 void HttpServer::stop() {
   impl_->stopping.store(true);
+  // Let in-flight responses write their last chunk ("abort" finish, [DONE]) first; bounded so a
+  // stuck client cannot hold the shutdown.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (impl_->active_generations.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   impl_->svr.stop();
 }
 

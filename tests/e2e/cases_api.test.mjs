@@ -433,8 +433,8 @@ test("robustness: SIGTERM with requests in flight - exit 0, no half JSON, the po
   assert.equal(code, "ECONNREFUSED");
 });
 
-test("robustness: SIGTERM - in-flight streams end with finish_reason 'abort' and [DONE]",
-  { todo: "server bug (racy): SIGTERM can cut a stream before its abort chunk and [DONE]" }, async () => {
+// HttpServer::stop() waits (bounded) for in-flight responses to write their abort chunk and [DONE].
+test("robustness: SIGTERM - in-flight streams end with finish_reason 'abort' and [DONE]", async () => {
     const { results } = await sigtermScenario();
     for (const r of results.filter((x) => x.stream && x.status === 200)) {
       const ev = sseData(r.text);
