@@ -129,16 +129,10 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
 
   // First event of every choice before any byte is sent (SGLang's newer builds do the same).
   for (auto& c : s->choices_) {
-    std::optional<TokenEvent> ev;
-    while (!(ev = c->stream->pop(100ms))) {
-    }
-    c->queued.push_back(*ev);
-    if (ev->finish == FinishReason::Error) {
+    c->queued.push_back(first_event(*c->stream));
+    if (c->queued.back().finish == FinishReason::Error) {
       s->abort();
-      const bool bad_request = ev->invalid_request;
-      throw ApiError(bad_request ? 400 : 500,
-                     bad_request ? ev->error : std::string("Internal server error: ") + ev->error, "",
-                     bad_request ? "invalid_request_error" : "internal_server_error");
+      throw request_error(c->queued.back());
     }
   }
   return s;

@@ -214,16 +214,10 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
                  api == TextApi::Completions ? "/v1/completions" : "/generate", s->prompts_.size(), r.n, r.stream);
 
   for (auto& c : s->choices_) {  // first event of every choice before any byte is sent
-    std::optional<TokenEvent> ev;
-    while (!(ev = c->stream->pop(100ms))) {
-    }
-    c->queued.push_back(*ev);
-    if (ev->finish == FinishReason::Error) {
+    c->queued.push_back(first_event(*c->stream));
+    if (c->queued.back().finish == FinishReason::Error) {
       s->abort();
-      const bool bad_request = ev->invalid_request;
-      throw ApiError(bad_request ? 400 : 500,
-                     bad_request ? ev->error : std::string("Internal server error: ") + ev->error, "",
-                     bad_request ? "invalid_request_error" : "internal_server_error");
+      throw request_error(c->queued.back());
     }
   }
   return s;

@@ -1,5 +1,7 @@
 #include "server/engine_request.h"
 
+#include <chrono>
+
 #include <spdlog/spdlog.h>
 
 namespace ds {
@@ -53,6 +55,19 @@ Request make_engine_request(const ServeContext& ctx, const ChatCompletionRequest
   q.min_new_tokens = r.min_tokens;
   q.top_logprobs = top_logprobs;
   return q;
+}
+
+TokenEvent first_event(RequestStream& stream) {
+  using namespace std::chrono_literals;
+  std::optional<TokenEvent> ev;
+  while (!(ev = stream.pop(100ms))) {
+  }
+  return *ev;
+}
+
+ApiError request_error(const TokenEvent& ev) {
+  if (ev.invalid_request) return ApiError(400, ev.error, "", "invalid_request_error");
+  return ApiError(500, "Internal server error: " + ev.error, "", "internal_server_error");
 }
 
 std::shared_ptr<RequestStream> submit_or_503(const ServeContext& ctx, Request q) {

@@ -27,6 +27,13 @@ int64_t fit_context(const ServeContext& ctx, std::vector<int32_t>& ids, std::opt
 Request make_engine_request(const ServeContext& ctx, const ChatCompletionRequest& r, std::vector<int32_t> prompt_ids,
                             int64_t max_new_tokens, int top_logprobs);
 
+/// Blocks until the first event of `stream` (the outcome of admission and prefill).
+TokenEvent first_event(RequestStream& stream);
+
+/// The HTTP error for a request that ended with FinishReason::Error before any byte was sent:
+/// 400 invalid_request_error when the engine marked the request itself invalid, else 500.
+ApiError request_error(const TokenEvent& ev);
+
 /// ctx.engine->submit(q); an engine that is shutting down becomes ApiError 503.
 std::shared_ptr<RequestStream> submit_or_503(const ServeContext& ctx, Request q);
 
