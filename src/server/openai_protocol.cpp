@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <tuple>
 
@@ -51,6 +52,8 @@ double get_number(const ordered_json& body, const char* key) {
 
 int64_t get_int(const ordered_json& body, const char* key) {
   const auto& v = body.at(key);
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))  // would wrap to a negative int64
+    bad(key, std::string(key) + ": integer out of range, got " + v.dump());
   if (v.is_number_integer()) return v.get<int64_t>();
   if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::abs(v.get<double>()) < 9e15)
     return int64_t(v.get<double>());
@@ -343,6 +346,10 @@ void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequ
     if (!ids.is_array()) bad("stop_token_ids", "stop_token_ids: expected an array of integers");
     for (const auto& v : ids) {
       if (!v.is_number_integer()) bad("stop_token_ids", "stop_token_ids: expected an array of integers");
+      // Ids outside int32 would wrap into other (valid) ids; they can never be generated anyway.
+      if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(INT32_MAX)
+                                 : (v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX))
+        bad("stop_token_ids", "stop_token_ids: token ids must be in [0, 2147483647], got " + v.dump());
       r.stop_token_ids.push_back(v.get<int32_t>());
     }
   }

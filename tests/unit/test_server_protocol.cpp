@@ -73,6 +73,13 @@ TEST(ChatProtocol, ErrorsNameTheParameter) {
       {R"({"messages":[{"role":"user","content":"x"}],"top_k":0})", "top_k", "top_k must be -1 (disable), or at least 1, got 0."},
       {R"({"messages":[{"role":"user","content":"x"}],"n":5})", "n", "n must be between 1 and 4 (--max-running-requests), got 5."},
       {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":-1})", "max_tokens", "max_tokens must be at least 0, got -1."},
+      // Integers beyond int64 / int32 must not wrap into other values.
+      {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":9223372036854775808})", "max_tokens",
+       "max_tokens: integer out of range, got 9223372036854775808"},
+      {R"({"messages":[{"role":"user","content":"x"}],"seed":18446744073709551615})", "seed",
+       "seed: integer out of range, got 18446744073709551615"},
+      {R"({"messages":[{"role":"user","content":"x"}],"stop_token_ids":[4294967297]})", "stop_token_ids",
+       "stop_token_ids: token ids must be in [0, 2147483647], got 4294967297"},
       {R"({"messages":[{"role":"user","content":"x"}],"stop":5})", "stop", "stop: expected a string or an array of strings, got number"},
       {R"({"messages":[{"role":"user","content":"x"}],"stop":["a",1]})", "stop", "stop: expected a string or an array of strings"},
       {R"({"messages":[{"role":"user","content":"x"}],"debug_model_text":{}})", "debug_model_text",
