@@ -99,8 +99,8 @@ def index_records(calls, start_pos, topk):
     return out
 
 
-def main(ckpt, preset, out_dir):
-    import transformers
+def load_model(ckpt):
+    """(model, config dict, device): FP32 eager DeepseekV32ForCausalLM with the preset's dequantized weights."""
     from transformers import DeepseekV32Config, DeepseekV32ForCausalLM
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -133,6 +133,13 @@ def main(ckpt, preset, out_dir):
     assert not missing and not unexpected, (missing, unexpected)
     model = model.to(dev).float().eval()
     print("attn:", config._attn_implementation, "experts:", getattr(model.config, "_experts_implementation", None))
+    return model, c, dev
+
+
+def main(ckpt, preset, out_dir):
+    import transformers
+    model, c, dev = load_model(ckpt)
+    config = model.config
     V, topk = c["vocab_size"], c["index_topk"]
     rec = IndexerRecorder(model)
     hidden = {}
