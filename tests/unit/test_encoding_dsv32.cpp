@@ -4,6 +4,8 @@
 // scripts/reference/gen_dsv32_vectors.py).
 #include <gtest/gtest.h>
 
+#include "encoding_test_util.h"
+
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -15,37 +17,8 @@
 namespace ds {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot open " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-/// deepserve ChatMessage JSON (as in vectors.jsonl and OpenAI requests with parsed arguments).
-std::vector<ChatMessage> messages_from_json(const ordered_json& arr) {
-  std::vector<ChatMessage> out;
-  for (const auto& m : arr) {
-    ChatMessage c;
-    c.role = m.at("role").get<std::string>();
-    if (m.contains("content") && m["content"].is_string()) c.content = m["content"].get<std::string>();
-    if (m.contains("reasoning_content")) c.reasoning_content = m["reasoning_content"].get<std::string>();
-    if (m.contains("tool_call_id")) c.tool_call_id = m["tool_call_id"].get<std::string>();
-    if (m.contains("tool_calls")) {
-      for (const auto& tc : m["tool_calls"]) {
-        ToolCall t;
-        t.id = tc.value("id", "");
-        t.name = tc.at("function").at("name").get<std::string>();
-        const auto& a = tc.at("function").at("arguments");
-        t.arguments = a.is_string() ? ordered_json::parse(a.get<std::string>()) : a;
-        c.tool_calls.push_back(std::move(t));
-      }
-    }
-    out.push_back(std::move(c));
-  }
-  return out;
-}
+using test::messages_from_json;
+using test::read_file;
 
 std::string encode_str(const std::vector<ChatMessage>& msgs, const Dsv32EncodeOptions& o) {
   return pieces_to_string(encode_dsv32(msgs, o));

@@ -3,6 +3,8 @@
 // docs/encoding.md "V3.1 format").
 #include <gtest/gtest.h>
 
+#include "encoding_test_util.h"
+
 #include <fstream>
 #include <sstream>
 
@@ -12,38 +14,8 @@
 namespace ds {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot open " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<ChatMessage> messages_from_json(const ordered_json& arr) {
-  std::vector<ChatMessage> out;
-  for (const auto& m : arr) {
-    ChatMessage c;
-    c.role = m.at("role").get<std::string>();
-    if (m.contains("content") && m["content"].is_string()) c.content = m["content"].get<std::string>();
-    if (m.contains("reasoning_content")) c.reasoning_content = m["reasoning_content"].get<std::string>();
-    if (m.contains("tool_calls"))
-      for (const auto& tc : m["tool_calls"]) {
-        ToolCall t;
-        t.name = tc.at("function").at("name").get<std::string>();
-        const auto& a = tc.at("function").at("arguments");
-        if (a.is_string()) {
-          t.arguments_text = a.get<std::string>();
-          t.arguments = ordered_json::parse(a.get<std::string>());
-        } else {
-          t.arguments = a;
-        }
-        c.tool_calls.push_back(std::move(t));
-      }
-    out.push_back(std::move(c));
-  }
-  return out;
-}
+using test::messages_from_json;
+using test::read_file;
 
 std::vector<ordered_json> vectors() {
   std::istringstream in(read_file(DEEPSERVE_SOURCE_DIR "/tests/fixtures/v31_encoding/vectors.jsonl"));
