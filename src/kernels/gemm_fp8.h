@@ -1,0 +1,31 @@
+// Official-mode FP8 block-scaled GEMM on the GPU, any M (spec/model.md 9.2), launcher only: no CUDA
+// headers. CPU twin: ds::cpu::gemm with GemmOptions{fp8_activations = true} (src/kernels/cpu/gemm.h),
+// fed with the output of act_quant_ue8m0 (bit-identical to ds::cpu::act_quant). Design and
+// measurements: docs/cuda.md ("FP8 GEMM, any M").
+#pragma once
+#include <cstdint>
+
+#include "kernels/gemm_fp8_small_m.h"  // Fp8WeightDev
+
+typedef struct CUstream_st* cudaStream_t;  // same declaration as CUDA's driver_types.h
+
+namespace ds::cuda {
+
+/// Official FP8 linear (spec 9.2), any M >= 1: y[m, n] = sum over 128-wide K blocks b, in ascending
+/// b, of (sum_{k in b} fp8(xq[m,k]) * fp8(w[n,k])) * (xs[m,b] * w.scale_inv[n/128, b]), FP32.
+/// xq: FP8 E4M3 bytes [M, K] row-major (act_quant_ue8m0 output), xs: F32 [M, K/128]. y: F32 [M, N]
+/// (N = w.rows, K = w.cols), each value rounded to the nearest BF16 if bf16_output.
+/// Tensor cores (mma.sync m16n8k32 e4m3, FP32 accumulate) for every M: a weight-streaming kernel
+/// for M <= 16 and a shared-memory tiled kernel for M > 16 that compute the same bits per element
+/// (same K permutation inside the MMA, same per-block partials, same fixed grouping of the block
+/// sum, which depends on K only). So it is deterministic and row m's bits do not depend on M or
+/// on the other rows (batch invariance, D27). Per 128-K block the tensor core's internal sum
+/// order differs from the CPU twin's: results agree to rounding, not bit for bit.
+/// Requirements: K % 128 == 0, xq/w.data 16-byte aligned, xs/y/scale_inv 4-byte aligned.
+/// Asynchronous on `stream`. Throws std::invalid_argument naming the argument for M < 1, empty
+/// or inconsistent shapes, K % 128 != 0, null or misaligned pointers; std::runtime_error for a
+/// CUDA launch error.
+void gemm_fp8(const uint8_t* xq, const float* xs, int64_t M, const Fp8WeightDev& w, float* y, bool bf16_output,
+              cudaStream_t stream);
+
+}  // namespace ds::cuda
