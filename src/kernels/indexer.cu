@@ -1,0 +1,234 @@
+// Lightning-indexer logits and causal top-k (see indexer.h; spec/model.md 5.2 step 10, 5.3).
+//
+// index_logits_kernel (FP32 CUDA cores, correctness-first; an FP8 mma.sync version is the next
+// step, docs/cuda.md): one CTA of 256 threads per (row, 64 consecutive positions). The row's
+// queries [Hi, Di] and the 64 keys (gathered through the page table, 16-byte loads) are decoded
+// from E4M3 to F32 once into shared memory (rows padded by 4 floats: conflict-free 16-byte reads).
+// Thread (key = t / 4, sub = t % 4) owns heads sub + 4 i: per head an ascending-d FMA chain (the
+// E4M3 x E4M3 products are exact in FP32), then sum_i w * ReLU(dot) in ascending i, a fixed quad
+// butterfly, times the key scale. Deterministic.
+//
+// topk_kernel: one CTA of 1024 threads per row. Scores map to order-preserving 32-bit keys (-0 ->
+// +0); four 8-bit radix passes (shared-memory histograms of the keys that still match the prefix)
+// find the k-th largest key T and how many keys equal to T are taken (the lowest positions). A
+// last ordered pass over positions keeps key > T, and key == T up to that count, and writes their
+// slots in ascending position order through two block-wide prefix scans.
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cuda_check.h"
+#include "kernels/indexer.h"
+
+namespace ds::cuda {
+namespace {
+
+constexpr int kKeys = 64;      // positions per logits CTA
+constexpr int kMaxHpt = 32;    // heads per thread (Hi <= 128)
+constexpr int kTopThreads = 1024;
+
+__device__ __forceinline__ float4 fp8x4(uint32_t w) {
+  __half2_raw a = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(w & 0xffffu), __NV_E4M3);
+  __half2_raw b = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(w >> 16), __NV_E4M3);
+  const float2 fa = __half22float2(*reinterpret_cast<__half2*>(&a));
+  const float2 fb = __half22float2(*reinterpret_cast<__half2*>(&b));
+  return make_float4(fa.x, fa.y, fb.x, fb.y);
+}
+
+__device__ __forceinline__ int64_t slot_of(const int32_t* page_row, int page_size, int64_t p) {
+  return int64_t(page_row[p / page_size]) * page_size + p % page_size;
+}
+
+__global__ void __launch_bounds__(256)
+index_logits_kernel(IndexerArgs a, int topk, int64_t max_keys, float* __restrict__ scores) {
+  const int64_t r = blockIdx.y;
+  const int n = a.n_keys[r];
+  const int64_t p0 = int64_t(blockIdx.x) * kKeys;
+  if (n <= topk || p0 >= n) return;
+  extern __shared__ float4 sm4[];
+  float* sm = reinterpret_cast<float*>(sm4);
+  const int Di = a.Di, Hi = a.Hi, ld = Di + 4;
+  float* qs = sm;               // [Hi][ld]
+  float* ks = qs + Hi * ld;     // [kKeys][ld]
+  float* ksc = ks + kKeys * ld; // [kKeys]
+  float* ws = ksc + kKeys;      // [Hi]
+  const int cpr = Di / 16;      // 16-byte chunks per vector
+  const uint4* q = reinterpret_cast<const uint4*>(a.q + r * int64_t(Hi) * Di);
+  for (int i = threadIdx.x; i < Hi * cpr; i += blockDim.x) {
+    const int h = i / cpr, c = i % cpr;
+    const uint4 v = q[i];
+    float4* d = reinterpret_cast<float4*>(qs + h * ld + c * 16);
+    d[0] = fp8x4(v.x), d[1] = fp8x4(v.y), d[2] = fp8x4(v.z), d[3] = fp8x4(v.w);
+  }
+  const int32_t* page_row = a.pages + r * int64_t(a.max_pages);
+  for (int i = threadIdx.x; i < kKeys * cpr; i += blockDim.x) {
+    const int k = i / cpr, c = i % cpr;
+    float4* d = reinterpret_cast<float4*>(ks + k * ld + c * 16);
+    if (p0 + k < n) {
+      const int64_t slot = slot_of(page_row, a.page_size, p0 + k);
+      const uint4 v = reinterpret_cast<const uint4*>(a.kcache + slot * Di)[c];
+      d[0] = fp8x4(v.x), d[1] = fp8x4(v.y), d[2] = fp8x4(v.z), d[3] = fp8x4(v.w);
+      if (c == 0) ksc[k] = a.kscale[slot];
+    } else {
+      d[0] = d[1] = d[2] = d[3] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (c == 0) ksc[k] = 0.f;
+    }
+  }
+  for (int i = threadIdx.x; i < Hi; i += blockDim.x) ws[i] = a.w[r * Hi + i];
+  __syncthreads();
+  const int key = threadIdx.x >> 2, sub = threadIdx.x & 3;
+  float acc[kMaxHpt];
+#pragma unroll
+  for (int i = 0; i < kMaxHpt; ++i) acc[i] = 0.f;
+  const float* kr = ks + key * ld;
+  for (int d = 0; d < Di; d += 4) {
+    const float4 k4 = *reinterpret_cast<const float4*>(kr + d);
+#pragma unroll
+    for (int i = 0; i < kMaxHpt; ++i) {
+      const int h = sub + 4 * i;
+      if (h < Hi) {
+        const float4 q4 = *reinterpret_cast<const float4*>(qs + h * ld + d);
+        float s = acc[i];
+        s = fmaf(q4.x, k4.x, s), s = fmaf(q4.y, k4.y, s), s = fmaf(q4.z, k4.z, s), s = fmaf(q4.w, k4.w, s);
+        acc[i] = s;
+      }
+    }
+  }
+  float part = 0.f;
+#pragma unroll
+  for (int i = 0; i < kMaxHpt; ++i) {
+    const int h = sub + 4 * i;
+    if (h < Hi) part = fmaf(fmaxf(acc[i], 0.f), ws[h], part);
+  }
+  part += __shfl_xor_sync(0xffffffffu, part, 1);
+  part += __shfl_xor_sync(0xffffffffu, part, 2);
+  if (sub == 0 && p0 + key < n) scores[r * max_keys + p0 + key] = part * ksc[key];
+}
+
+__device__ __forceinline__ uint32_t order_key(float f) {
+  uint32_t u = __float_as_uint(f == 0.f ? 0.f : f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// Exclusive prefix sum of v over the block (kTopThreads threads); *total gets the block sum.
+__device__ int block_exclusive_scan(int v, int* warp_sums, int* total) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int x = v;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int y = __shfl_up_sync(0xffffffffu, x, o);
+    if (lane >= o) x += y;
+  }
+  if (lane == 31) warp_sums[warp] = x;
+  __syncthreads();
+  if (warp == 0) {
+    int s = warp_sums[lane];
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int y = __shfl_up_sync(0xffffffffu, s, o);
+      if (lane >= o) s += y;
+    }
+    warp_sums[lane] = s;  // inclusive
+  }
+  __syncthreads();
+  const int before = (warp > 0 ? warp_sums[warp - 1] : 0) + x - v;
+  *total = warp_sums[31];
+  __syncthreads();  // warp_sums reusable
+  return before;
+}
+
+__global__ void __launch_bounds__(kTopThreads)
+topk_kernel(IndexerArgs a, int topk, int64_t max_keys, const float* __restrict__ scores, int32_t* __restrict__ idx) {
+  const int64_t r = blockIdx.x;
+  const int n = a.n_keys[r];
+  const int32_t* page_row = a.pages + r * int64_t(a.max_pages);
+  int32_t* out = idx + r * int64_t(topk);
+  if (n <= topk) {
+    for (int i = threadIdx.x; i < topk; i += blockDim.x)
+      out[i] = i < n ? int32_t(slot_of(page_row, a.page_size, i)) : -1;
+    return;
+  }
+  const float* sc = scores + r * max_keys;
+  __shared__ int hist[256];
+  __shared__ int warp_sums[32];
+  __shared__ uint32_t sh_prefix;
+  __shared__ int sh_need;
+  uint32_t prefix = 0, mask = 0;
+  int need = topk;  // how many of the keys matching `prefix` are still to be taken
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
+    __syncthreads();
+    for (int p = threadIdx.x; p < n; p += blockDim.x) {
+      const uint32_t u = order_key(sc[p]);
+      if ((u & mask) == prefix) atomicAdd(&hist[(u >> shift) & 0xffu], 1);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int above = 0, b = 255;
+      for (; b > 0; --b) {
+        if (above + hist[b] >= need) break;
+        above += hist[b];
+      }
+      sh_prefix = prefix | (uint32_t(b) << shift);
+      sh_need = need - above;
+    }
+    __syncthreads();
+    prefix = sh_prefix;
+    need = sh_need;
+    mask |= 0xffu << shift;
+  }
+  // prefix = T (the k-th largest key); take every key > T and the first `need` keys == T.
+  int eq_seen = 0, written = 0;
+  for (int base = 0; base < n && written < topk; base += blockDim.x) {
+    const int p = base + threadIdx.x;
+    uint32_t u = 0;
+    if (p < n) u = order_key(sc[p]);
+    const bool gt = p < n && u > prefix, eq = p < n && u == prefix;
+    int eq_total, sel_total;
+    const int eq_rank = eq_seen + block_exclusive_scan(eq ? 1 : 0, warp_sums, &eq_total);
+    const bool sel = gt || (eq && eq_rank < need);
+    const int pos = written + block_exclusive_scan(sel ? 1 : 0, warp_sums, &sel_total);
+    if (sel) out[pos] = int32_t(slot_of(page_row, a.page_size, p));
+    eq_seen += eq_total;
+    written += sel_total;
+  }
+}
+
+}  // namespace
+
+size_t indexer_workspace_bytes(int64_t R, int64_t max_keys) {
+  if (R < 0 || max_keys < 1) throw std::invalid_argument("indexer_workspace_bytes: bad R or max_keys");
+  return (size_t(R) * size_t(max_keys) * sizeof(float) + 255) / 256 * 256;
+}
+
+void indexer_topk(const IndexerArgs& a, int topk, int64_t max_keys, void* workspace, size_t workspace_bytes,
+                  int32_t* idx, cudaStream_t stream) {
+  if (a.Hi < 1 || a.Hi > 4 * kMaxHpt || a.Di < 16 || a.Di % 16 != 0)
+    throw std::invalid_argument("indexer_topk: need 1 <= Hi <= 128 and Di a positive multiple of 16 (Hi=" +
+                                std::to_string(a.Hi) + ", Di=" + std::to_string(a.Di) + ")");
+  if (a.page_size < 1 || a.max_pages < 1 || topk < 1 || max_keys < 1 || a.R < 0 || a.R > 65535)
+    throw std::invalid_argument("indexer_topk: bad page_size, max_pages, topk, max_keys or R (R <= 65535 per call)");
+  if (!a.q || !a.w || !a.kcache || !a.kscale || !a.pages || !a.n_keys || !idx || !workspace)
+    throw std::invalid_argument("indexer_topk: null q, w, kcache, kscale, pages, n_keys, idx or workspace pointer");
+  if ((reinterpret_cast<uintptr_t>(a.q) | reinterpret_cast<uintptr_t>(a.kcache)) & 15u)
+    throw std::invalid_argument("indexer_topk: q and kcache must be 16-byte aligned");
+  if (a.R == 0) return;
+  if (workspace_bytes < indexer_workspace_bytes(a.R, max_keys))
+    throw std::invalid_argument("indexer_topk: workspace of " + std::to_string(workspace_bytes) + " bytes < " +
+                                std::to_string(indexer_workspace_bytes(a.R, max_keys)));
+  float* scores = static_cast<float*>(workspace);
+  const int ld = a.Di + 4;
+  const size_t smem = sizeof(float) * (size_t(a.Hi + kKeys) * ld + kKeys + a.Hi);
+  DS_CUDA_CHECK(cudaFuncSetAttribute(index_logits_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const int64_t chunks = (max_keys + kKeys - 1) / kKeys;
+  if (chunks > 0x7fffffff) throw std::invalid_argument("indexer_topk: max_keys too large");
+  index_logits_kernel<<<dim3(unsigned(chunks), unsigned(a.R)), 256, smem, stream>>>(a, topk, max_keys, scores);
+  DS_CUDA_CHECK_LAUNCH("index_logits_kernel");
+  topk_kernel<<<unsigned(a.R), kTopThreads, 0, stream>>>(a, topk, max_keys, scores, idx);
+  DS_CUDA_CHECK_LAUNCH("topk_kernel");
+}
+
+}  // namespace ds::cuda
