@@ -28,4 +28,17 @@ namespace ds::cuda {
 void gemm_fp8(const uint8_t* xq, const float* xs, int64_t M, const Fp8WeightDev& w, float* y, bool bf16_output,
               cudaStream_t stream);
 
+/// Grouped form of gemm_fp8 (used by moe_experts; same per-element bits as gemm_fp8 on one row).
+/// Output rows are grouped: group g owns rows [goff[g], goff[g+1]) (goff: DEVICE int32 [G+1],
+/// non-decreasing, goff[0] = 0, goff[G] <= max_rows). Row r reads activation row a_rows[r] of
+/// xq [*, K] / xs [*, K/128] (a_rows: DEVICE int32 [max_rows], or nullptr for row r itself).
+/// For each projection p < nproj (1 or 2), group g uses the weight w_base[g * w_stride + p]
+/// (a DEVICE array of Fp8WeightDev, each [N, K]) and writes y[p][r, 0..N) (F32 [max_rows, N]).
+/// max_group_rows: a host-known bound on every group's row count (picks the kernel; any bound
+/// is correct). Rows >= goff[G] are not written. Asynchronous; throws std::invalid_argument
+/// for bad sizes or null pointers.
+void gemm_fp8_grouped(const uint8_t* xq, const float* xs, const int32_t* a_rows, int64_t max_rows,
+                      const int32_t* goff, int G, const Fp8WeightDev* w_base, int w_stride, int nproj, int64_t N,
+                      int64_t K, float* const* y, int64_t max_group_rows, bool bf16_output, cudaStream_t stream);
+
 }  // namespace ds::cuda

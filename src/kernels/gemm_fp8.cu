@@ -1,0 +1,430 @@
+// Official FP8 block-scaled GEMM, any M, on FP8 tensor cores (mma.sync m16n8k32 e4m3): a
+// weight-streaming kernel for M <= 16 rows per tile and a shared-memory tiled kernel for larger
+// tiles, both computing the same bits per element (gemm_fp8.h, docs/cuda.md "FP8 GEMM, any M").
+//
+// Per-element arithmetic, shared by both kernels (this is what makes a row independent of M):
+//  - K permutation inside a 128-wide block: lane q (= lane % 4) holds bytes [h*64 + q*16, +16) of
+//    its row for the half h; k32 step s = 2h + j feeds bytes j*8..j*8+3 as the first register and
+//    j*8+4..+7 as the second (A: a0/a2 for row r, a1/a3 for row r + 8; B: b0/b1). A and B use the
+//    same permutation, so the MMA still sums exactly the 128 products of the block.
+//  - Block partial c = 4 chained MMAs from 0 (steps s = 0..3); scaled as c * (xs * ws) with
+//    separate IEEE multiplies/adds (no FMA contraction), like the CPU twin.
+//  - Blocks are summed in ascending order inside G fixed groups (groups depend on K only);
+//    group sums are added in ascending group order.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cuda_check.h"
+#include "kernels/gemm_fp8.h"
+
+namespace ds::cuda {
+namespace {
+
+// Number of K groups (also the warps per row group of the streaming kernel): divides 8.
+__device__ __forceinline__ int64_t imin64(int64_t a, int64_t b) { return a < b ? a : b; }
+__host__ __device__ inline int k_groups(int64_t kb) { return kb >= 8 ? 8 : kb >= 4 ? 4 : kb >= 2 ? 2 : 1; }
+__device__ __forceinline__ int group_begin(int g, int kb, int G) { return int((int64_t(g) * kb) / G); }
+
+__device__ __forceinline__ void mma_e4m3(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// One 128-block partial for a 16x8 tile: A rows r / r+8 and B row given as two 16-byte halves each.
+__device__ __forceinline__ void block_mma(float (&c)[4], const uint4 (&ar)[2], const uint4 (&ar8)[2],
+                                          const uint4 (&b)[2]) {
+  c[0] = c[1] = c[2] = c[3] = 0.f;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    mma_e4m3(c, ar[h].x, ar8[h].x, ar[h].y, ar8[h].y, b[h].x, b[h].y);
+    mma_e4m3(c, ar[h].z, ar8[h].z, ar[h].w, ar8[h].w, b[h].z, b[h].w);
+  }
+}
+
+__device__ __forceinline__ uint4 ld_stream(const uint8_t* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ float out_round(float v, bool bf16) {
+  return bf16 ? __bfloat162float(__float2bfloat16_rn(v)) : v;
+}
+
+// The problem as the kernels see it. Dense: goff == nullptr, rows [0, M). Grouped: see
+// gemm_fp8_grouped.
+struct Args {
+  const uint8_t* xq;
+  const float* xs;
+  const int32_t* a_rows;
+  const int32_t* goff;
+  int G;
+  int64_t M;
+  const Fp8WeightDev* w_base;  // device array (grouped) or nullptr
+  int w_stride;
+  Fp8WeightDev w;  // dense weight
+  int64_t N, K;
+  float* y0;
+  float* y1;
+  bool bf16;
+};
+
+// Finds the tile `tile` of BM rows among the groups (warp-wide; all lanes get the answer).
+// Returns false past the last tile.
+__device__ bool find_tile(const Args& a, int BM, int tile, int& g, int64_t& row0, int& rows) {
+  const int lane = threadIdx.x & 31;
+  if (a.goff == nullptr) {
+    row0 = int64_t(tile) * BM;
+    if (row0 >= a.M) return false;
+    g = 0;
+    rows = int(imin64(BM, a.M - row0));
+    return true;
+  }
+  int base = 0;
+  for (int g0 = 0; g0 < a.G; g0 += 32) {
+    const int gi = g0 + lane;
+    int nt = 0, beg = 0, cnt = 0;
+    if (gi < a.G) {
+      beg = a.goff[gi];
+      cnt = a.goff[gi + 1] - beg;
+      nt = cnt > 0 ? (cnt + BM - 1) / BM : 0;
+    }
+    int inc = nt;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int v = __shfl_up_sync(0xffffffffu, inc, o);
+      if (lane >= o) inc += v;
+    }
+    const int excl = base + inc - nt;
+    const unsigned hit = __ballot_sync(0xffffffffu, gi < a.G && tile >= excl && tile < base + inc);
+    if (hit) {
+      const int src = __ffs(hit) - 1;
+      g = g0 + src;
+      const int t0 = __shfl_sync(0xffffffffu, excl, src);
+      const int b = __shfl_sync(0xffffffffu, beg, src);
+      const int c = __shfl_sync(0xffffffffu, cnt, src);
+      row0 = b + int64_t(tile - t0) * BM;
+      rows = int(imin64(BM, b + c - row0));
+      return true;
+    }
+    base += __shfl_sync(0xffffffffu, inc, 31);
+  }
+  return false;
+}
+
+__device__ __forceinline__ Fp8WeightDev weight_of(const Args& a, int g, int p) {
+  return a.w_base ? a.w_base[int64_t(g) * a.w_stride + p] : a.w;
+}
+
+// ---- streaming kernel: tiles of 16 rows, weights straight from DRAM into MMA fragments ----------
+// 8 warps = (8 / kw) column groups x kw K groups; warp (cg, kg) computes 16 rows x NT*8 columns over
+// K group kg; the kw partials are added in group order through shared memory.
+constexpr int kStreamWarps = 8;
+
+template <int NT>
+__global__ void __launch_bounds__(kStreamWarps * 32) gemm_fp8_stream_kernel(Args a) {
+  __shared__ float red[kStreamWarps][NT * 4][32];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int r = lane >> 2, q = lane & 3;
+  const int kb = int(a.K / 128), G = k_groups(kb);
+  const int kg = warp % G, cgi = warp / G, ncg = kStreamWarps / G;
+  int g;
+  int64_t row0;
+  int rows;
+  if (!find_tile(a, 16, blockIdx.y, g, row0, rows)) return;  // uniform over the block
+  const int p = blockIdx.z;
+  const Fp8WeightDev w = weight_of(a, g, p);
+  float* y = p == 0 ? a.y0 : a.y1;
+  const int64_t N = a.N, K = a.K;
+  const int64_t n0 = (int64_t(blockIdx.x) * ncg + cgi) * (NT * 8);
+
+  // Activation rows of this lane (zero rows past `rows`).
+  const bool va = r < rows, vb = r + 8 < rows;
+  const int64_t ra = va ? (a.a_rows ? a.a_rows[row0 + r] : row0 + r) : 0;
+  const int64_t rb = vb ? (a.a_rows ? a.a_rows[row0 + r + 8] : row0 + r + 8) : 0;
+  const uint8_t* xa = a.xq + ra * K + q * 16;
+  const uint8_t* xb = a.xq + rb * K + q * 16;
+  const uint8_t* wp[NT];
+  bool wv[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    const int64_t n = n0 + t * 8 + r;
+    wv[t] = n < N;
+    wp[t] = w.data + (wv[t] ? n : 0) * K + q * 16;
+  }
+  float acc[NT][4];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+  const int b0 = group_begin(kg, kb, G), b1 = group_begin(kg + 1, kb, G);
+  const uint4 z = make_uint4(0, 0, 0, 0);
+  for (int b = b0; b < b1; ++b) {
+    uint4 bw[NT][2];
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) bw[t][h] = wv[t] ? ld_stream(wp[t] + b * 128 + h * 64) : z;
+    uint4 ar[2], ar8[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      ar[h] = va ? __ldg(reinterpret_cast<const uint4*>(xa + b * 128 + h * 64)) : z;
+      ar8[h] = vb ? __ldg(reinterpret_cast<const uint4*>(xb + b * 128 + h * 64)) : z;
+    }
+    const float sa = va ? a.xs[ra * kb + b] : 0.f, sb = vb ? a.xs[rb * kb + b] : 0.f;
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      const int64_t nt0 = imin64(n0 + t * 8, N - 1);
+      const float ws = w.scale_inv[(nt0 / 128) * kb + b];
+      float c[4];
+      block_mma(c, ar, ar8, bw[t]);
+      const float s0 = __fmul_rn(sa, ws), s1 = __fmul_rn(sb, ws);
+      acc[t][0] = __fadd_rn(acc[t][0], __fmul_rn(c[0], s0));
+      acc[t][1] = __fadd_rn(acc[t][1], __fmul_rn(c[1], s0));
+      acc[t][2] = __fadd_rn(acc[t][2], __fmul_rn(c[2], s1));
+      acc[t][3] = __fadd_rn(acc[t][3], __fmul_rn(c[3], s1));
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) red[warp][t * 4 + i][lane] = acc[t][i];
+  __syncthreads();
+  if (kg != 0) return;
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float v = red[warp][t * 4 + i][lane];
+      for (int gg = 1; gg < G; ++gg) v = __fadd_rn(v, red[warp + gg][t * 4 + i][lane]);
+      const int row = r + (i >= 2 ? 8 : 0);
+      const int64_t n = n0 + t * 8 + q * 2 + (i & 1);
+      if (row < rows && n < N) y[(row0 + row) * N + n] = out_round(v, a.bf16);
+    }
+}
+
+// ---- tiled kernel: 64 x 64 tiles, 4 warps (2 x 2, 32 x 32 each), 3-stage cp.async pipeline --------
+constexpr int kBM = 64, kBN = 64, kStages = 3, kTileThreads = 128;
+constexpr int kStageBytes = (kBM + kBN) * 128;
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+// Byte offset of 16-byte chunk c (0..7) of tile row `row` (128 bytes a row): odd rows swap their
+// 64-byte halves, so the 8 lanes of a quarter warp (rows r, r+1; chunks q or 4+q) hit all 32 banks.
+__device__ __forceinline__ int swz(int row, int c) { return row * 128 + ((c ^ ((row & 1) << 2)) << 4); }
+
+__global__ void __launch_bounds__(kTileThreads) gemm_fp8_tiled_kernel(Args a) {
+  __shared__ __align__(128) uint8_t smem[kStages * kStageBytes];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int r = lane >> 2, q = lane & 3;
+  const int wm = warp >> 1, wn = warp & 1;
+  int g;
+  int64_t row0;
+  int rows;
+  if (!find_tile(a, kBM, blockIdx.y, g, row0, rows)) return;
+  const int p = blockIdx.z;
+  const Fp8WeightDev w = weight_of(a, g, p);
+  float* y = p == 0 ? a.y0 : a.y1;
+  const int64_t N = a.N, K = a.K;
+  const int kb = int(K / 128), G = k_groups(kb);
+  const int64_t n0 = int64_t(blockIdx.x) * kBN;
+
+  // Loader: each thread copies 4 A chunks and 4 B chunks per stage.
+  const uint8_t* asrc[4];
+  const uint8_t* bsrc[4];
+  bool av[4], bv[4];
+  int aoff[4], boff[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int id = tid + i * kTileThreads, row = id >> 3, c = id & 7;
+    av[i] = row < rows;
+    const int64_t ar = av[i] ? (a.a_rows ? a.a_rows[row0 + row] : row0 + row) : 0;
+    asrc[i] = a.xq + ar * K + c * 16;
+    aoff[i] = swz(row, c);
+    bv[i] = n0 + row < N;
+    bsrc[i] = w.data + (bv[i] ? n0 + row : 0) * K + c * 16;
+    boff[i] = kBM * 128 + swz(row, c);
+  }
+  const uint32_t sbase = uint32_t(__cvta_generic_to_shared(smem));
+  auto load_stage = [&](int b) {
+    const uint32_t st = sbase + (b % kStages) * kStageBytes;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      cp_async16(st + aoff[i], asrc[i] + int64_t(b) * 128, av[i]);
+      cp_async16(st + boff[i], bsrc[i] + int64_t(b) * 128, bv[i]);
+    }
+  };
+  // Scales: rows of this lane (2 m-tiles x rows r / r+8) and the one weight scale row of the tile.
+  int64_t srow[4];
+  bool sval[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int row = wm * 32 + (i >> 1) * 16 + r + (i & 1) * 8;
+    sval[i] = row < rows;
+    srow[i] = sval[i] ? (a.a_rows ? a.a_rows[row0 + row] : row0 + row) : 0;
+  }
+  const float* wsrow = w.scale_inv + (n0 / 128) * kb;
+
+  float fin[2][4][4], grp[2][4][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int t = 0; t < 4; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) fin[mt][t][i] = grp[mt][t][i] = 0.f;
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < kb) load_stage(s);
+    asm volatile("cp.async.commit_group;\n" ::);
+  }
+  int gi = 0, gend = group_begin(1, kb, G);
+  for (int b = 0; b < kb; ++b) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 2));
+    __syncthreads();
+    if (b + kStages - 1 < kb) load_stage(b + kStages - 1);
+    asm volatile("cp.async.commit_group;\n" ::);
+    const uint8_t* st = smem + (b % kStages) * kStageBytes;
+    uint4 ar[2][2], ar8[2][2], bw[4][2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        const int row = wm * 32 + mt * 16 + r;
+        ar[mt][h] = *reinterpret_cast<const uint4*>(st + swz(row, h * 4 + q));
+        ar8[mt][h] = *reinterpret_cast<const uint4*>(st + swz(row + 8, h * 4 + q));
+      }
+#pragma unroll
+      for (int t = 0; t < 4; ++t) {
+        const int row = wn * 32 + t * 8 + r;
+        bw[t][h] = *reinterpret_cast<const uint4*>(st + kBM * 128 + swz(row, h * 4 + q));
+      }
+    }
+    const float ws = wsrow[b];
+    float sc[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) sc[i] = __fmul_rn(sval[i] ? a.xs[srow[i] * kb + b] : 0.f, ws);
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int t = 0; t < 4; ++t) {
+        float c[4];
+        const uint4 aa[2] = {ar[mt][0], ar[mt][1]}, a8[2] = {ar8[mt][0], ar8[mt][1]};
+        const uint4 bb[2] = {bw[t][0], bw[t][1]};
+        block_mma(c, aa, a8, bb);
+        grp[mt][t][0] = __fadd_rn(grp[mt][t][0], __fmul_rn(c[0], sc[mt * 2]));
+        grp[mt][t][1] = __fadd_rn(grp[mt][t][1], __fmul_rn(c[1], sc[mt * 2]));
+        grp[mt][t][2] = __fadd_rn(grp[mt][t][2], __fmul_rn(c[2], sc[mt * 2 + 1]));
+        grp[mt][t][3] = __fadd_rn(grp[mt][t][3], __fmul_rn(c[3], sc[mt * 2 + 1]));
+      }
+    if (b + 1 == gend) {  // close K group gi: fin = g0, then fin + g1, ...
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int t = 0; t < 4; ++t)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            fin[mt][t][i] = gi == 0 ? grp[mt][t][i] : __fadd_rn(fin[mt][t][i], grp[mt][t][i]);
+            grp[mt][t][i] = 0.f;
+          }
+      ++gi;
+      gend = group_begin(gi + 1, kb, G);
+    }
+  }
+  asm volatile("cp.async.wait_group 0;\n" ::);
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int t = 0; t < 4; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int row = wm * 32 + mt * 16 + r + (i >= 2 ? 8 : 0);
+        const int64_t n = n0 + wn * 32 + t * 8 + q * 2 + (i & 1);
+        if (row < rows && n < N) y[(row0 + row) * N + n] = out_round(fin[mt][t][i], a.bf16);
+      }
+}
+
+void require(bool ok, const char* fn, const std::string& what) {
+  if (!ok) throw std::invalid_argument(std::string(fn) + ": " + what);
+}
+bool aligned(const void* p, size_t a) { return (reinterpret_cast<uintptr_t>(p) % a) == 0; }
+
+int sm_count() {
+  static int n = [] {
+    int dev = 0, c = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev) !=
+                                                  cudaSuccess)
+      return 132;
+    return c;
+  }();
+  return n;
+}
+
+// Launches one of the two kernels for `tiles_bound` row tiles (grid.y) and nproj projections.
+void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound16, int64_t tile_bound64, int nproj,
+            cudaStream_t stream) {
+  const int64_t kb = a.K / 128;
+  if (max_tile_rows <= 16) {
+    const int ncg = kStreamWarps / k_groups(kb);
+    const int64_t blocks4 = (a.N + ncg * 32 - 1) / (ncg * 32);
+    const bool wide = blocks4 * std::min<int64_t>(tile_bound16, 8) * nproj >= sm_count();
+    const int nt = wide ? 4 : 1;
+    const int64_t gx = (a.N + ncg * nt * 8 - 1) / (ncg * nt * 8);
+    require(tile_bound16 <= 65535, "gemm_fp8", "too many row tiles");
+    dim3 grid{unsigned(gx), unsigned(tile_bound16), unsigned(nproj)};
+    if (wide)
+      gemm_fp8_stream_kernel<4><<<grid, kStreamWarps * 32, 0, stream>>>(a);
+    else
+      gemm_fp8_stream_kernel<1><<<grid, kStreamWarps * 32, 0, stream>>>(a);
+    DS_CUDA_CHECK_LAUNCH("gemm_fp8_stream_kernel");
+  } else {
+    require(tile_bound64 <= 65535, "gemm_fp8", "too many row tiles");
+    dim3 grid{unsigned((a.N + kBN - 1) / kBN), unsigned(tile_bound64), unsigned(nproj)};
+    gemm_fp8_tiled_kernel<<<grid, kTileThreads, 0, stream>>>(a);
+    DS_CUDA_CHECK_LAUNCH("gemm_fp8_tiled_kernel");
+  }
+}
+
+}  // namespace
+
+void gemm_fp8(const uint8_t* xq, const float* xs, int64_t M, const Fp8WeightDev& w, float* y, bool bf16_output,
+              cudaStream_t stream) {
+  const char* fn = "gemm_fp8";
+  require(M >= 1, fn, "M must be >= 1 (got " + std::to_string(M) + ")");
+  require(w.rows >= 1 && w.cols >= 128, fn, "empty weight (w.rows/w.cols)");
+  require(w.cols % 128 == 0, fn, "K = w.cols must be a multiple of 128 (got " + std::to_string(w.cols) + ")");
+  require(xq && xs && y && w.data && w.scale_inv, fn, "null pointer (xq, xs, y, w.data or w.scale_inv)");
+  require(aligned(xq, 16) && aligned(w.data, 16), fn, "xq and w.data must be 16-byte aligned");
+  require(aligned(xs, 4) && aligned(y, 4) && aligned(w.scale_inv, 4), fn, "xs, y, w.scale_inv must be 4-byte aligned");
+  Args a{xq, xs, nullptr, nullptr, 1, M, nullptr, 0, w, w.rows, w.cols, y, y, bf16_output};
+  launch(a, M, (M + 15) / 16, (M + kBM - 1) / kBM, 1, stream);
+}
+
+void gemm_fp8_grouped(const uint8_t* xq, const float* xs, const int32_t* a_rows, int64_t max_rows,
+                      const int32_t* goff, int G, const Fp8WeightDev* w_base, int w_stride, int nproj, int64_t N,
+                      int64_t K, float* const* y, int64_t max_group_rows, bool bf16_output, cudaStream_t stream) {
+  const char* fn = "gemm_fp8_grouped";
+  require(max_rows >= 0 && G >= 1 && N >= 1 && K >= 128 && K % 128 == 0, fn,
+          "bad sizes (max_rows, G, N, K % 128 == 0)");
+  require(nproj == 1 || nproj == 2, fn, "nproj must be 1 or 2");
+  require(w_stride >= nproj, fn, "w_stride must be >= nproj");
+  require(xq && xs && goff && w_base && y && y[0] && (nproj == 1 || y[1]), fn, "null pointer");
+  require(aligned(xq, 16), fn, "xq must be 16-byte aligned");
+  if (max_rows == 0) return;
+  Args a{xq, xs, a_rows, goff, G, max_rows, w_base, w_stride, Fp8WeightDev{}, N, K, y[0],
+         nproj == 2 ? y[1] : y[0], bf16_output};
+  // Tiles: at most ceil(rows / BM) + G (one partial tile per group).
+  launch(a, std::max<int64_t>(max_group_rows, 1), (max_rows + 15) / 16 + G, (max_rows + kBM - 1) / kBM + G, nproj,
+         stream);
+}
+
+}  // namespace ds::cuda
