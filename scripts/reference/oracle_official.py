@@ -35,6 +35,12 @@ TOL_LOGITS = 2e-2
 EPS_GAP = 2e-2
 PROMPT_LENGTHS = [5, 16, 40, 100]
 GREEDY = {"prompts": [0, 2], "steps": 16}
+# real-geometry (index_topk 128): one prompt below and one above index_topk, so the demo's sparse
+# selection (top-128 of up to 300 keys) is exercised; same tolerance derivation as above.
+PROMPT_LENGTHS_RG = [40, 300]
+GREEDY_RG = {"prompts": [0, 1], "steps": 8}
+LAST_RG = 8   # real-geometry keeps the logits of the last 8 positions and hidden states at a few
+              # positions (hidden_pos in the metadata), so the fixture stays small
 
 NAMES = [("model.embed_tokens", "embed"), ("model.norm", "norm"), ("lm_head", "head"),
          ("model.layers.", "layers."), (".self_attn.", ".attn."), (".mlp.", ".ffn."),
@@ -53,6 +59,8 @@ def demo_name(n):
 
 
 def main(ckpt, preset, out_dir, tp):
+    prompt_lengths = PROMPT_LENGTHS_RG if preset == "real-geometry" else PROMPT_LENGTHS
+    greedy = GREEDY_RG if preset == "real-geometry" else GREEDY
     ok.install(tp)
     path = os.path.join(tp, "model.py")
     src = open(path).read()
@@ -115,17 +123,25 @@ def main(ckpt, preset, out_dir, tp):
                 third_party=open(os.path.join(tp, "SOURCES")).read(), torch=torch.__version__,
                 device=torch.cuda.get_device_name() if dev == "cuda" else "cpu", preset=preset, mode="official",
                 default_dtype="bfloat16", max_seq_len=8192, tol_hidden=TOL_HIDDEN, tol_logits=TOL_LOGITS,
-                eps_gap=EPS_GAP, index_topk=topk, prompts=[], greedy=[])
+                eps_gap=EPS_GAP, index_topk=topk, prompts=[], greedy=[],
+                last=LAST_RG if preset == "real-geometry" else None)
     with torch.inference_mode():
-        for pi, n in enumerate(PROMPT_LENGTHS):
+        for pi, n in enumerate(prompt_lengths):
             toks = oc.prompt_tokens(pi, n, V)
             ok.RECORD["index_score"].clear(); idx_out.clear()
             model(torch.tensor([toks]), 0)
             h = normed["h"][0]
-            fx.add(f"p{pi}.logits", model.head(h.float()))
-            for l in range(L):
-                fx.add(f"p{pi}.hidden.{l}", hidden[l])
             ent = {"tokens": toks, "index": {}}
+            if preset == "real-geometry":
+                hp = sorted({0, n // 2, min(n - 1, topk - 1), n - 1})
+                ent["hidden_pos"] = hp
+                fx.add(f"p{pi}.logits_last", model.head(h[-LAST_RG:].float()))
+                for l in range(L):
+                    fx.add(f"p{pi}.hidden.{l}", hidden[l][hp])
+            else:
+                fx.add(f"p{pi}.logits", model.head(h.float()))
+                for l in range(L):
+                    fx.add(f"p{pi}.hidden.{l}", hidden[l])
             if n > 1:
                 mask = torch.full((n, n), float("-inf")).triu_(1).float()
                 for l in range(L):
@@ -140,11 +156,11 @@ def main(ckpt, preset, out_dir, tp):
                     ent["index"][str(l)] = {"pos": pos, "sets": sets, "gaps": gaps}
             meta["prompts"].append(ent)
         # Greedy (D24): the demo's own generate loop shape: prefill, then one-token decode steps (MQA form).
-        for pi in GREEDY["prompts"]:
+        for pi in greedy["prompts"]:
             seq = list(meta["prompts"][pi]["tokens"])
             steps = []
             lg = model(torch.tensor([seq]), 0)[0]
-            for s in range(GREEDY["steps"]):
+            for s in range(greedy["steps"]):
                 top2 = torch.topk(lg.float(), 2)
                 steps.append({"token": int(top2.indices[0]), "margin": float(top2.values[0] - top2.values[1]),
                               "rms": float(lg.double().pow(2).mean().sqrt())})

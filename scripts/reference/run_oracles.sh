@@ -22,4 +22,5 @@ python3 oracle_official.py $CK tiny-a "$OUT" "$TP" 2>&1 | tail -40
 RG=/tmp/ckpt_real_geometry   # index_topk 128 (the preset's default)
 python3 dsv32_presets.py real-geometry $RG --sha256 "$OUT/presets_sha256_real-geometry.json" || exit 1
 python3 oracle_hf_real_geometry.py $RG "$OUT" 2>&1 | tail -20
+python3 oracle_official.py $RG real-geometry "$OUT" "$TP" 2>&1 | tail -20
 ls -la "$OUT"
