@@ -56,6 +56,9 @@ class Tokenizer {
   virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
   /// True for added tokens with `special: true` in tokenizer.json.
   virtual bool is_special(int32_t id) const = 0;
+  /// True for every added token (tokenizer.json "added_tokens", special or not, and the D11 rows):
+  /// ids whose text is not BPE text (constrained decoding keeps them out of JSON strings).
+  virtual bool is_added(int32_t id) const = 0;
   /// Number of ids (max id + 1) known to the tokenizer.
   virtual int32_t vocab_size() const = 0;
   /// tokenizer_config.json add_bos_token (false when absent; V3.2 says false, D6).

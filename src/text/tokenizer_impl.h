@@ -40,6 +40,7 @@ class BpeTokenizer final : public Tokenizer {
   std::string token_bytes(int32_t id) const override;
   std::optional<int32_t> token_to_id(std::string_view token) const override;
   bool is_special(int32_t id) const override;
+  bool is_added(int32_t id) const override { return added_by_id_.count(id) > 0; }
   int32_t vocab_size() const override { return vocab_size_; }
   bool add_bos_token() const override { return add_bos_; }
   int32_t bos_id() const override { return bos_id_; }
