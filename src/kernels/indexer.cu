@@ -17,6 +17,7 @@
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -222,7 +223,13 @@ void indexer_topk(const IndexerArgs& a, int topk, int64_t max_keys, void* worksp
   float* scores = static_cast<float*>(workspace);
   const int ld = a.Di + 4;
   const size_t smem = sizeof(float) * (size_t(a.Hi + kKeys) * ld + kKeys + a.Hi);
-  DS_CUDA_CHECK(cudaFuncSetAttribute(index_logits_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  // Raised only when a larger size is first needed, so a CUDA-graph capture after one eager call
+  // (what the runner and the drivers do) makes no attribute call.
+  static std::atomic<int> smem_set{0};
+  if (int(smem) > smem_set.load()) {
+    DS_CUDA_CHECK(cudaFuncSetAttribute(index_logits_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    smem_set.store(int(smem));
+  }
   const int64_t chunks = (max_keys + kKeys - 1) / kKeys;
   if (chunks > 0x7fffffff) throw std::invalid_argument("indexer_topk: max_keys too large");
   index_logits_kernel<<<dim3(unsigned(chunks), unsigned(a.R)), 256, smem, stream>>>(a, topk, max_keys, scores);

@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -365,7 +366,13 @@ void mla_sparse_attention(const float* q_lat, const float* q_pe, int64_t R, int 
   if (R == 0) return;
   const int ld = C + dr + 4;
   const size_t smem = sizeof(float) * (size_t(kHG + kTK) * ld + kHG * kTK + 2 * kHG);
-  DS_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  // Raised only when a larger size is first needed, so a CUDA-graph capture after one eager call
+  // (what the runner and the drivers do) makes no attribute call.
+  static std::atomic<int> smem_set{0};
+  if (int(smem) > smem_set.load()) {
+    DS_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    smem_set.store(int(smem));
+  }
   const dim3 grid(unsigned((H + kHG - 1) / kHG), unsigned(R));
   mla_sparse_kernel<<<grid, kThreads, smem, stream>>>(q_lat, q_pe, H, C, dr, cache, dt == KvCacheDtype::FP8, sb,
                                                       sb % 16 == 0, idx, n, max_n, scale, o_lat);
