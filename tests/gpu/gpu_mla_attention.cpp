@@ -15,8 +15,9 @@
 //   two-pass softmax, expf vs std::exp <= 2 ulp), giving ~1e-7 relative on logits of size <= ~10,
 //   so ~1e-6 on o. A wrong key, mask, scale or head gives > 1e-2.
 // - The same keys through the FP8 and the BF16 cache give bit-identical o_lat (lossless record).
-// - mla_absorb_q / mla_absorb_out vs the loops of ds::mla_attend: unrounded normwise <= 1e-6 (same
-//   FP32 products, order of a 128/512-term sum may differ); BF16-rounded outputs within 1 BF16 ulp
+// - mla_absorb_q / mla_absorb_out vs the loops of ds::mla_attend: unrounded normwise <= 1e-5 (FP32
+//   sums of 128 / 512 terms in another order, with or without FMA contraction: expected ~1e-6
+//   relative, 2^-24 * sqrt(n / 2)); BF16-rounded outputs within 1 BF16 ulp
 //   per element (an FP32 difference near a rounding midpoint) and normwise <= 1e-4; q_pe_out exact.
 // Shapes: tiny (H = 4 / 20: partial head groups, C = 128 / 256, dr = 64 / 16: records that are not
 // 16-byte multiples), full width H = 128, C = 512, dr = 64 with decode batch 1/8/64 over top-k 2048
@@ -56,11 +57,12 @@ std::vector<float> bf16_values(size_t n, float lo, float hi, std::mt19937_64& rn
 }
 
 // Rows [R, C + dr] whose latent is an official-mode FP8 round trip and k_pe BF16 values; group
-// magnitudes vary over 2^-16 .. 2^6 so that tiny groups hit the 1e-4 clamp.
-std::vector<float> official_rows(int64_t R, int C, int dr, std::mt19937_64& rng) {
+// magnitudes vary over 2^ex_lo .. 2^ex_hi (the store checks use -16 .. 6 so that tiny groups hit
+// the 1e-4 clamp; attention uses -2 .. 0 so that logits stay O(1..10) like a real layer's).
+std::vector<float> official_rows(int64_t R, int C, int dr, std::mt19937_64& rng, int ex_lo = -16, int ex_hi = 6) {
   std::vector<float> rows(size_t(R * (C + dr)));
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::uniform_int_distribution<int> ex(-16, 6);
+  std::uniform_int_distribution<int> ex(ex_lo, ex_hi);
   for (int64_t r = 0; r < R; ++r) {
     float* row = rows.data() + r * (C + dr);
     for (int g = 0; g < C / 128; ++g) {
@@ -180,7 +182,7 @@ struct AttnData {
 
 AttnData make_attn(const AttnCase& c, std::mt19937_64& rng) {
   AttnData d;
-  d.rows = official_rows(c.L, c.C, c.dr, rng);
+  d.rows = official_rows(c.L, c.C, c.dr, rng, -2, 0);
   d.q_lat = bf16_values(size_t(c.R * c.H * c.C), -c.qmag, c.qmag, rng);
   d.q_pe = bf16_values(size_t(c.R * c.H * c.dr), -c.qmag, c.qmag, rng);
   d.idx.assign(size_t(c.R * c.max_n), -7);  // garbage past n[r]
@@ -290,7 +292,7 @@ void absorb_checks(int64_t R, int H, int dn, int dr, int dv, int C, bool bf16_w,
       if (!rnd) {
         const double e = normwise(g, rf);
         std::printf("RESULT %s %s normwise %.3g\n", what, tag.c_str(), e);
-        check(e <= 1e-6, std::string(what) + " " + tag + " normwise <= 1e-6");
+        check(e <= 1e-5, std::string(what) + " " + tag + " normwise <= 1e-5");
       } else {
         int64_t worst = 0;
         for (size_t i = 0; i < rf.size(); ++i) worst = std::max(worst, bf16_ulps(g[i], ds::round_bf16(rf[i])));
