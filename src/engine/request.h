@@ -32,6 +32,20 @@ struct Request {
   /// >= 0: each TokenEvent carries the chosen token's log-probability and this many top
   /// alternatives (model/logit_processing.h); -1: no log-probabilities.
   int top_logprobs = -1;
+  /// >= 0: also report log-probabilities of the prompt tokens at positions >= this one (SGLang
+  /// `logprob_start_len`; OpenAI echo + logprobs uses 0), with max(top_logprobs, 0) alternatives;
+  /// the token at position 0 has no log-probability. Prompt positions scored must be computed by
+  /// this request, so the radix cache serves at most the tokens before them (as SGLang). -1: none.
+  int prompt_logprob_start = -1;
+};
+
+/// One prompt token's log-probability: log-softmax of the previous position's raw logits at
+/// `token` (no penalties, no temperature), and the top alternatives (descending; ties: lower id).
+/// `logprob` is empty for position 0 (nothing precedes it).
+struct PromptTokenLogprob {
+  int32_t token = -1;
+  std::optional<float> logprob;
+  std::vector<std::pair<int32_t, float>> top;
 };
 
 /// Why a request ended (OpenAI finish_reason values, plus abort/error).
@@ -56,6 +70,9 @@ struct TokenEvent {
   /// Request.top_logprobs >= 0: log-softmax of `token` and the top alternatives (descending).
   std::optional<float> logprob;
   std::vector<std::pair<int32_t, float>> top_logprobs;
+  /// Request.prompt_logprob_start >= 0: on the request's first event only, one entry per prompt
+  /// position from prompt_logprob_start (clamped to the prompt length) to the end of the prompt.
+  std::vector<PromptTokenLogprob> prompt_logprobs;
   bool finished() const { return finish != FinishReason::None; }
 };
 

@@ -37,6 +37,17 @@ int64_t pool_pages(const SchedulerOptions& o) {
   return pages;
 }
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// Most prompt tokens per prefill chunk of a request whose every logits row is returned (prompt
+// log-probabilities): bounds the logits buffer (rows x vocab FP32). Chunking never changes the
+// numbers (D27).
+constexpr int kMaxAllLogitsChunk = 256;
+// The first event of a request carries its prompt log-probabilities (once).
+void attach_prompt_logprobs(SchedRequest& r, TokenEvent& ev) {
+  if (r.prompt_lp_next < 0 || r.prompt_lp_sent) return;
+  ev.prompt_logprobs = std::move(r.prompt_lp);
+  r.prompt_lp.clear();
+  r.prompt_lp_sent = true;
+}
 TokenEvent abort_event() {
   TokenEvent ev;
   ev.finish = FinishReason::Abort;
@@ -106,6 +117,7 @@ void Scheduler::finish(SchedRequest& r, TokenEvent ev) {
   ev.prompt_tokens = r.n_prompt;
   ev.completion_tokens = r.generated();
   ev.cached_tokens = std::max(0, r.cached_tokens);
+  if (ev.finish != FinishReason::Error) attach_prompt_logprobs(r, ev);
   if (on_finish) on_finish();  // before the final event, so a reader that saw it sees the count
   r.stream->push(std::move(ev));
 }
@@ -158,7 +170,7 @@ void Scheduler::admit() {
     }
     SchedRequest& r = *waiting_[pick];
     if (r.cached_tokens < 0) {  // first admission
-      if (r.req.max_new_tokens <= 0) {  // nothing to generate (auto-truncated prompts)
+      if (r.req.max_new_tokens <= 0 && r.req.prompt_logprob_start < 0) {  // nothing to generate or score
         TokenEvent ev;
         ev.finish = FinishReason::Length;
         r.cached_tokens = 0;
@@ -171,10 +183,22 @@ void Scheduler::admit() {
         waiting_.erase(waiting_.begin() + long(pick));
         continue;
       }
+      if (r.req.prompt_logprob_start >= 0) {
+        r.prompt_lp_next = std::min(r.req.prompt_logprob_start, r.n_prompt);
+        if (r.prompt_lp_next == 0) {  // position 0: no log-probability (nothing precedes it)
+          PromptTokenLogprob first;
+          first.token = r.seq[0];
+          r.prompt_lp.push_back(std::move(first));
+          r.prompt_lp_next = 1;
+        }
+      }
     }
     std::vector<int32_t> matched;
     RadixCache::Node* node = nullptr;
-    if (!opts_.disable_radix_cache) node = tree_.match(r.seq.data(), r.seq.size() - 1, matched);
+    size_t match_limit = r.seq.size() - 1;  // the last token is always computed
+    // Positions whose logits score prompt tokens must be computed by this request (as SGLang).
+    if (r.wants_prompt_logits()) match_limit = std::min(match_limit, size_t(r.prompt_lp_next - 1));
+    if (!opts_.disable_radix_cache) node = tree_.match(r.seq.data(), match_limit, matched);
     const int computed = int(matched.size()) * ps;
     int first = int(r.seq.size()) - computed;
     if (opts_.chunked_prefill_size > 0) first = std::min(first, opts_.chunked_prefill_size);
@@ -207,6 +231,7 @@ bool Scheduler::plan(BatchPlan& plan, std::vector<SchedRequest*>& who) {
     if (remaining > 1) {
       n = remaining;
       if (opts_.chunked_prefill_size > 0) n = std::min(n, opts_.chunked_prefill_size);
+      if (r.wants_prompt_logits()) n = std::min(n, kMaxAllLogitsChunk);
       n = std::min(n, budget);
       if (n <= 0) continue;
     }
@@ -233,13 +258,40 @@ bool Scheduler::plan(BatchPlan& plan, std::vector<SchedRequest*>& who) {
     seg.start_pos = r.computed;
     seg.tokens.assign(r.seq.begin() + r.computed, r.seq.begin() + r.computed + n);
     seg.page_table = r.pages;
+    seg.all_logits = remaining > 1 && r.wants_prompt_logits();
     plan.segments.push_back(std::move(seg));
     who.push_back(&r);
   }
   return !plan.segments.empty();
 }
 
+// Scores the prompt positions whose previous position this segment computed: row i of an
+// all_logits segment is the distribution of position start_pos + i + 1.
+void Scheduler::collect_prompt_logprobs(SchedRequest& r, const Segment& seg, const Logits& lg, int segment) {
+  if (!seg.all_logits || !r.wants_prompt_logits()) return;
+  const int vocab = exec_.vocab_size();
+  const int rows = lg.row_begin[size_t(segment) + 1] - lg.row_begin[size_t(segment)];
+  const int top = std::max(r.req.top_logprobs, 0);
+  for (int i = 0; i < rows && i < int(seg.tokens.size()); ++i) {
+    const int p = seg.start_pos + i + 1;
+    if (p != r.prompt_lp_next || p >= r.n_prompt) continue;
+    TokenLogprobs lp = token_logprobs(lg.row(segment, i), vocab, r.seq[size_t(p)], top);
+    PromptTokenLogprob e;
+    e.token = r.seq[size_t(p)];
+    e.logprob = lp.logprob;
+    e.top = std::move(lp.top);
+    r.prompt_lp.push_back(std::move(e));
+    r.prompt_lp_next = p + 1;
+  }
+}
+
 bool Scheduler::advance(SchedRequest& r, const float* logits) {
+  if (r.req.max_new_tokens <= 0) {  // prompt scoring only (max_new_tokens 0 with prompt logprobs)
+    TokenEvent ev;
+    ev.finish = FinishReason::Length;
+    finish(r, std::move(ev));
+    return true;
+  }
   const int vocab = exec_.vocab_size();
   const auto& stops = r.req.stop_token_ids;
   // Penalties and min_new_tokens work on a copy of this request's logits (model/logit_processing.h).
@@ -277,6 +329,7 @@ bool Scheduler::advance(SchedRequest& r, const float* logits) {
   ev.prompt_tokens = r.n_prompt;
   ev.completion_tokens = r.generated();
   ev.cached_tokens = std::max(0, r.cached_tokens);
+  attach_prompt_logprobs(r, ev);
   r.stream->push(std::move(ev));
   return false;
 }
@@ -308,15 +361,16 @@ void Scheduler::step() {
     preempt(running_.size() - 1);  // prefills blocked each other: make room
   }
   if (int(p.segments.size()) > max_batch_.load()) max_batch_.store(int(p.segments.size()));
-  auto update = [&](SchedRequest& r, const Segment& seg, const float* logits) {
+  auto update = [&](SchedRequest& r, const Segment& seg, const Logits& lg, int segment) {
+    collect_prompt_logprobs(r, seg, lg, segment);
     r.computed += int(seg.tokens.size());
-    if (r.computed == int(r.seq.size())) advance(r, logits);
+    if (r.computed == int(r.seq.size())) advance(r, lg.last(segment));
     else cache_prefix(r);  // a long prompt's finished pages become shareable while it prefills
   };
   try {
     Logits lg = exec_.forward(p);
     ++steps_;
-    for (size_t i = 0; i < who.size(); ++i) update(*who[i], p.segments[i], lg.last(int(i)));
+    for (size_t i = 0; i < who.size(); ++i) update(*who[i], p.segments[i], lg, int(i));
   } catch (const std::exception& e) {
     // Isolate the failure: every segment alone (validation precedes writes, so rerunning a segment
     // rewrites the same slots with the same values).
@@ -327,7 +381,7 @@ void Scheduler::step() {
         BatchPlan one;
         one.segments.push_back(p.segments[i]);
         Logits lg = exec_.forward(one);
-        update(*who[i], p.segments[i], lg.last(0));
+        update(*who[i], p.segments[i], lg, 0);
       } catch (const std::exception& e2) {
         fail(*who[i], std::string("forward failed: ") + e2.what());
       }

@@ -59,6 +59,14 @@ struct SchedRequest {
   int computed = 0;                // positions whose keys are in the page slots
   int cached_tokens = -1;          // radix hit at first admission (-1: not admitted yet)
   bool done = false;               // finished; removed at the end of the step
+  /// Prompt log-probabilities (Request.prompt_logprob_start >= 0): collected while prefilling,
+  /// sent on the first event. `prompt_lp_next` = next prompt position to score (its logits row is
+  /// position prompt_lp_next - 1); -1 before first admission or when none are wanted.
+  std::vector<PromptTokenLogprob> prompt_lp;
+  int prompt_lp_next = -1;
+  bool prompt_lp_sent = false;
+  /// True while prompt positions remain to be scored (prefill must return every row's logits).
+  bool wants_prompt_logits() const { return prompt_lp_next >= 0 && prompt_lp_next < n_prompt; }
   SchedRequest(Request r, std::shared_ptr<RequestStream> s, uint64_t seed, uint64_t arr);
   int generated() const { return int(seq.size()) - n_prompt; }
 };
@@ -99,6 +107,7 @@ class Scheduler {
   void finish(SchedRequest& r, TokenEvent ev);
   void fail(SchedRequest& r, const std::string& msg, bool invalid_request = false);
   bool advance(SchedRequest& r, const float* logits);
+  void collect_prompt_logprobs(SchedRequest& r, const Segment& seg, const Logits& lg, int segment);
   void remove_finished();
 
   ModelExecutor& exec_;
