@@ -141,7 +141,7 @@ int run(const BenchArgs& a) {
   std::optional<double> accept;
   if (a.backend.find("sglang") != std::string::npos) accept = fetch_accept_length(base);
   auto m = calculate_metrics(results, duration, [&](const std::string& t) { return static_cast<int>(tok->encode(t).size()); },
-                             accept);
+                             accept, a.backend);
   ReportHeader h{a.backend, cfg.request_rate, cfg.max_concurrency};
   std::printf("\n%s", render_report(h, m).c_str());
   for (const auto& r : results)

@@ -78,10 +78,17 @@ Peaks peak_rates(const std::vector<RequestResult>& results) {
   return p;
 }
 
+bool use_retokenized_itl(const std::string& backend, std::optional<double> accept_length) {
+  return accept_length && *accept_length > 0 && (backend == "sglang-oai" || backend == "sglang-oai-chat");
+}
+
 BenchMetrics calculate_metrics(const std::vector<RequestResult>& results, double duration_s,
                                const std::function<int(const std::string&)>& retokenize,
-                               std::optional<double> accept_length) {
+                               std::optional<double> accept_length, const std::string& backend) {
   if (!(duration_s > 0)) throw std::invalid_argument(fmt::format("calculate_metrics: duration {} s is not > 0", duration_s));
+  const bool retok_itl = use_retokenized_itl(backend, accept_length);
+  if (retok_itl && !retokenize)
+    throw std::invalid_argument("calculate_metrics: the retokenized ITL of backend '" + backend + "' needs a tokenizer");
   BenchMetrics m;
   m.duration_s = duration_s;
   std::vector<double> e2e, ttft, tpots, itl;
@@ -98,7 +105,17 @@ BenchMetrics calculate_metrics(const std::vector<RequestResult>& results, double
     e2e.push_back(r.latency * 1000);
     ttft.push_back(r.ttft * 1000);
     if (auto t = tpot(r)) tpots.push_back(*t * 1000);
-    for (double x : r.itl) itl.push_back(x * 1000);
+    if (!retok_itl) {
+      for (double x : r.itl) itl.push_back(x * 1000);
+      continue;
+    }
+    if (r.text_chunks.size() != r.itl.size())
+      throw std::invalid_argument(fmt::format("calculate_metrics: a request has {} ITL entries but {} text chunks",
+                                              r.itl.size(), r.text_chunks.size()));
+    for (size_t k = 0; k < r.itl.size(); ++k) {
+      const int n = std::max(1, retokenize(r.text_chunks[k]));  // a non-empty chunk has >= 1 token
+      for (int i = 0; i < n; ++i) itl.push_back(r.itl[k] / n * 1000);
+    }
   }
   m.request_throughput = m.completed / duration_s;
   m.input_throughput = static_cast<double>(m.total_input) / duration_s;

@@ -69,11 +69,19 @@ struct BenchMetrics {
   Summary e2e_ms, ttft_ms, tpot_ms, itl_ms;
 };
 
+/// bench_serving's speculative-decoding ITL correction applies: the server reported an accept length
+/// > 0 and `backend` is exactly `sglang-oai` or `sglang-oai-chat` (SGLang gates it on those two names).
+bool use_retokenized_itl(const std::string& backend, std::optional<double> accept_length);
+
 /// Computes the aggregates. `duration_s` > 0 (std::invalid_argument otherwise). `retokenize` counts
 /// tokens of a generated text (our tokenizer, no special tokens); may be empty (then 0).
+/// When use_retokenized_itl(backend, accept_length): each ITL entry k of a request is replaced by
+/// n copies of itl[k] / n, n = retokenize(text_chunks[k]) (at least 1), so a chunk carrying several
+/// accepted draft tokens counts as n intervals (bench_serving's calculate_metrics); the peak
+/// binning keeps the raw per-chunk entries, as bench_serving does. Needs `retokenize` non-empty.
 BenchMetrics calculate_metrics(const std::vector<RequestResult>& results, double duration_s,
                                const std::function<int(const std::string&)>& retokenize,
-                               std::optional<double> accept_length);
+                               std::optional<double> accept_length, const std::string& backend = "");
 
 /// The run settings printed in the report header.
 struct ReportHeader {

@@ -115,6 +115,37 @@ TEST(BenchMetrics, AcceptLengthOnlyWhenPositive) {
   EXPECT_FALSE(calculate_metrics(three(), 2.5, nullptr, 0.0).accept_length.has_value());
 }
 
+// bench_serving's speculative-decoding correction: with an accept length > 0 on sglang-oai(-chat),
+// a chunk's interval is split evenly over its retokenized tokens. Tokenizer stub: 1 token per char.
+TEST(BenchMetrics, RetokenizedItlSplitsChunksOnlyForSglangOaiWithAcceptLength) {
+  auto r = req(0.0, 0.5, {0.3, 0.4}, 1.5, 6, 10, "abcdef");
+  r.text_chunks = {"bcd", "ef"};  // 3 tokens in 0.3 s, 2 tokens in 0.4 s
+  const auto chars = [](const std::string& t) { return static_cast<int>(t.size()); };
+  for (const char* backend : {"sglang-oai", "sglang-oai-chat"}) {
+    auto m = calculate_metrics({r}, 1.0, chars, 2.5, backend);
+    // ITLs = 100, 100, 100, 200, 200 ms (0.3/3 three times, 0.4/2 twice): mean 140, median 100.
+    EXPECT_NEAR(m.itl_ms.mean, 140.0, 1e-9) << backend;
+    EXPECT_NEAR(m.itl_ms.median, 100.0, 1e-9) << backend;
+    EXPECT_NEAR(m.itl_ms.max, 200.0, 1e-9) << backend;
+    // Peak binning keeps the raw chunk arrivals: 0.5 and 0.8 in bin 0, 1.2 in bin 1.
+    EXPECT_EQ(m.peaks.max_output_tokens_per_s, 2) << backend;
+  }
+  // Raw per-chunk ITLs (300, 400 ms) for other backends or without an accept length.
+  for (auto [backend, accept] : std::vector<std::pair<std::string, std::optional<double>>>{
+           {"sglang", 2.5}, {"vllm", 2.5}, {"sglang-oai", std::nullopt}, {"sglang-oai", 0.0}}) {
+    auto m = calculate_metrics({r}, 1.0, chars, accept, backend);
+    EXPECT_NEAR(m.itl_ms.mean, 350.0, 1e-9) << backend;
+    EXPECT_NEAR(m.itl_ms.max, 400.0, 1e-9) << backend;
+  }
+  EXPECT_TRUE(use_retokenized_itl("sglang-oai-chat", 1.2));
+  EXPECT_FALSE(use_retokenized_itl("openai-chat", 1.2));
+  // Mismatched chunk bookkeeping or a missing tokenizer are errors, not silent zeros.
+  auto bad = r;
+  bad.text_chunks.pop_back();
+  EXPECT_THROW(calculate_metrics({bad}, 1.0, chars, 2.5, "sglang-oai"), std::invalid_argument);
+  EXPECT_THROW(calculate_metrics({r}, 1.0, nullptr, 2.5, "sglang-oai"), std::invalid_argument);
+}
+
 TEST(BenchMetrics, PythonFloatStr) {
   EXPECT_EQ(python_float_str(std::numeric_limits<double>::infinity()), "inf");
   EXPECT_EQ(python_float_str(64), "64.0");
