@@ -2,6 +2,7 @@
 // (spec/model.md 4.1, 4.2, 9; D23, D27). MLA, indexer and FFN live in mla.cpp, indexer.cpp, moe.cpp.
 #include "model/deepseek_v32.h"
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -21,11 +22,6 @@ Numerics parse_numerics(const std::string& s) {
 }
 
 const char* numerics_name(Numerics n) { return n == Numerics::Official ? "official" : "exact"; }
-
-struct DeepseekV32::Impl {
-  ModelCore core;
-  std::unique_ptr<KvPool> pool;
-};
 
 DeepseekV32::~DeepseekV32() = default;
 
@@ -73,7 +69,7 @@ void DeepseekV32::init_kv_pool(int page_size, int64_t num_pages) {
 
 const KvPool* DeepseekV32::kv_pool() const { return impl_->pool.get(); }
 
-Logits DeepseekV32::forward(const BatchPlan& plan) {
+Logits DeepseekV32::forward(const BatchPlan& plan, ForwardHidden* hidden) {
   const ModelCore& m = impl_->core;
   const ModelConfig& c = m.cfg;
   KvPool* pool = impl_->pool.get();
@@ -184,13 +180,25 @@ Logits DeepseekV32::forward(const BatchPlan& plan) {
   for (size_t s = 0; s < plan.segments.size(); ++s)
     if (plan.segments[s].cache) plan.segments[s].cache->length += int32_t(plan.segments[s].tokens.size());
 
-  // Final norm and FP32 head for the rows that need logits.
+  // Final norm and FP32 head for the rows that need logits (every row when `hidden` is asked for;
+  // the norm is per row, so the logit rows' values are the same either way).
   const int64_t NL = int64_t(logit_rows.size());
   std::vector<float> h(size_t(NL * D));
-  for (int64_t i = 0; i < NL; ++i) {
-    const int64_t r = logit_rows[size_t(i)];
-    cpu::add_rmsnorm(f.data() + r * D, resid.data() + r * D, m.w.final_norm.data(), D, eps, h.data() + i * D,
-                     m.official);
+  if (hidden) {
+    hidden->pre_norm.resize(size_t(R * D));
+    for (int64_t i = 0; i < R * D; ++i) hidden->pre_norm[size_t(i)] = resid[size_t(i)] + f[size_t(i)];
+    hidden->post_norm.resize(size_t(R * D));
+    for (int64_t r = 0; r < R; ++r)
+      cpu::add_rmsnorm(f.data() + r * D, resid.data() + r * D, m.w.final_norm.data(), D, eps,
+                       hidden->post_norm.data() + r * D, m.official);
+    for (int64_t i = 0; i < NL; ++i)
+      std::copy_n(hidden->post_norm.data() + logit_rows[size_t(i)] * D, D, h.data() + i * D);
+  } else {
+    for (int64_t i = 0; i < NL; ++i) {
+      const int64_t r = logit_rows[size_t(i)];
+      cpu::add_rmsnorm(f.data() + r * D, resid.data() + r * D, m.w.final_norm.data(), D, eps, h.data() + i * D,
+                       m.official);
+    }
   }
   out.data.resize(size_t(NL * c.vocab_size));
   cpu::gemm(h.data(), NL, m.w.lm_head, out.data.data(), cpu::GemmOptions{false, false});

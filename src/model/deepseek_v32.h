@@ -53,6 +53,18 @@ struct ForwardTrace {
   bool demo_attention() const { return demo_bf16_scores || demo_expanded_prefill; }
 };
 
+/// Optional per-row outputs of DeepseekV32::forward: the main model's final hidden states, the
+/// input of the MTP module (spec 7.1). Rows are all tokens of the plan in segment order (R rows,
+/// every row, not only logit rows), each hidden_size FP32 values.
+struct ForwardHidden {
+  /// [R * hidden_size] the residual stream after the last layer, before model.norm: the FP32 sum
+  /// of the stored residual and the last FFN output (ForwardTrace::hidden of the last layer).
+  std::vector<float> pre_norm;
+  /// [R * hidden_size] after model.norm (what lm_head multiplies; BF16 values in official mode).
+  /// SGLang and vLLM feed this one to the MTP module (spec 7.1).
+  std::vector<float> post_norm;
+};
+
 /// Loaded model. Thread-compatible: one forward at a time (the engine thread).
 class DeepseekV32 {
  public:
@@ -77,7 +89,33 @@ class DeepseekV32 {
   /// std::invalid_argument, before touching any KV state, on a plan whose start_pos does not match
   /// its private cache length, whose page table is short, out of range or writes a page another
   /// segment writes, that uses pages without a pool, or that has an out-of-vocab token.
-  Logits forward(const BatchPlan& plan);
+  /// `hidden` (optional) receives the final hidden states of every row (ForwardHidden).
+  Logits forward(const BatchPlan& plan, ForwardHidden* hidden = nullptr);
+
+  /// True when loaded with_mtp from a checkpoint with num_nextn_predict_layers >= 1.
+  bool has_mtp() const;
+  /// A private KV cache for the MTP layer (its own MLA latent/rope-key and indexer keys, spec 7.1
+  /// step 4): a SequenceCache with num_hidden_layers + 1 layers of which only the last is used.
+  /// Throws std::logic_error when !has_mtp().
+  std::unique_ptr<SequenceCache> new_mtp_cache() const;
+
+  /// One MTP step (spec 7.1) over `plan`, whose segments use caches made by new_mtp_cache (private
+  /// caches only; start_pos == the cache length). Row i of a segment pairs the token
+  /// tokens[i] at position start_pos + i with hidden row i of `h` ([R * hidden_size], rows in
+  /// segment order like the plan's tokens): u = eh_proj([enorm(embed(tok)); hnorm(h)]) (embedding
+  /// first), one decoder layer (layer num_hidden_layers: MLA with its own cache + indexer + MoE,
+  /// the main layers' code), shared_head.norm, shared_head.head -> draft logits (last row per
+  /// segment unless all_logits), FP32. Positions: for draft-extend after a prefill of x_0..x_{n-1}
+  /// with target hidden H_0..H_{n-1}, row p (position p) takes (x_{p+1}, H_p) and predicts x_{p+2}
+  /// (SGLang's convention; any consistent shift gives the same logits since RoPE is relative).
+  /// Which target hidden to pass (ForwardHidden::post_norm as SGLang/vLLM, or pre_norm) is the
+  /// caller's choice. No embedding zeroing at position 0 (vLLM does it, SGLang does not).
+  /// `mtp_hidden` (optional) gets [R * hidden_size] after shared_head.norm for every row (the
+  /// hidden of a chained draft step in SGLang). Same numerics switch as forward (D23).
+  /// Throws std::logic_error without MTP weights; std::invalid_argument, before touching any
+  /// cache, on a segment without an MTP cache, a cache used twice or not made by new_mtp_cache, a
+  /// start_pos that is not the cache length, an out-of-vocab token, or h of the wrong size.
+  Logits mtp_forward(const BatchPlan& plan, const std::vector<float>& h, std::vector<float>* mtp_hidden = nullptr);
 
   /// Attaches (or, with null, detaches) a test-only trace that later forwards overwrite.
   void set_trace(ForwardTrace* t) { trace_ = t; }

@@ -30,7 +30,7 @@ float rotate_and_quantize(const ModelCore& m, float* v, int D) {
 void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const float* a, const float* qr,
                      std::vector<std::vector<int32_t>>& selection) {
   const ModelConfig& c = m.cfg;
-  const LayerWeights& L = m.w.layers[size_t(layer)];
+  const LayerWeights& L = m.layer_weights(layer);
   const int64_t R = rows.R;
   const int Hi = c.index_n_heads, D = c.index_head_dim, dr = c.qk_rope_head_dim, nf = dr / 2;
   const float eps = float(c.rms_norm_eps);

@@ -47,7 +47,7 @@ void mla_attend(const ModelCore& m, const LayerWeights& L, const float* q, const
 
 void mla_forward(const ModelCore& m, int layer, const StepRows& rows, const float* a, float* out) {
   const ModelConfig& c = m.cfg;
-  const LayerWeights& L = m.w.layers[size_t(layer)];
+  const LayerWeights& L = m.layer_weights(layer);
   const int64_t R = rows.R, D = c.hidden_size, Q = c.q_lora_rank, C = c.kv_lora_rank;
   const int H = c.num_attention_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim;
   const int64_t dq = dn + dr, nf = dr / 2;

@@ -38,7 +38,7 @@ void softmax_r(float* s, int n, bool bf16) {
 void mla_demo_attention(const ModelCore& m, int layer, const StepRows& rows, const float* q,
                         const std::vector<std::vector<int32_t>>& selection, float* o) {
   const ModelConfig& c = m.cfg;
-  const LayerWeights& L = m.w.layers[size_t(layer)];
+  const LayerWeights& L = m.layer_weights(layer);
   const int H = c.num_attention_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim;
   const int64_t C = c.kv_lora_rank, dq = dn + dr, hx = int64_t(H) * (dn + dv);
   const ForwardTrace& tr = *rows.trace;

@@ -2,6 +2,7 @@
 // indexer.cpp and moe.cpp, and the flattened rows of one forward step (spec/model.md 4-6).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "common/safetensors.h"
@@ -29,6 +30,17 @@ struct ModelCore {
   }
   /// Rounds to BF16 in official mode (the demo's BF16 stores), identity in exact mode.
   float rnd(float x) const { return official ? round_bf16(x) : x; }
+  /// Decoder-layer weights of layer index `layer`: main layers [0, num_hidden_layers), then the MTP
+  /// layers (index num_hidden_layers + k, spec 7; bound only when loaded with_mtp).
+  const LayerWeights& layer_weights(int layer) const {
+    return layer < cfg.num_hidden_layers ? w.layers[size_t(layer)] : w.mtp.at(size_t(layer - cfg.num_hidden_layers)).layer;
+  }
+};
+
+/// DeepseekV32's private state (defined here so deepseek_v32.cpp and mtp.cpp share it).
+struct DeepseekV32::Impl {
+  ModelCore core;
+  std::unique_ptr<KvPool> pool;
 };
 
 /// Where one segment's KV lives: `layers` (a private cache or the pool) and its page table
