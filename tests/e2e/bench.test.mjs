@@ -2,7 +2,8 @@
 // (1) Against a FAKE server written here (a test double for the *server*, not deepserve): fixed
 //     streams for the routes deepserve serve does not have yet (/generate, /v1/completions,
 //     /get_server_info), so every metric has a known answer.
-// (2) Against the real `deepserve serve` on the tiny model through /v1/chat/completions.
+// (2) Against the real `deepserve serve` on the tiny model through /v1/chat/completions, with the
+//     token totals checked against the server's usage and its /metrics counters.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -188,14 +189,36 @@ test("fake server: eval mmlu on the fixture (the double always answers B)", asyn
 
 // ---------------------------------------------------------------- real deepserve serve
 let server;
-before(async () => { server = await startServer(); });
+before(async () => { server = await startServer(["--enable-metrics"]); });
+
+/** The server's /metrics counters this file checks (SGLang names; one model_name label). */
+async function counters() {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const value = (name) => {
+    const m = text.match(new RegExp(`^${name}\\{model_name="[^"]*"\\} (\\S+)$`, "m"));
+    assert.ok(m, `${name} missing from /metrics:\n${text}`);
+    return Number(m[1]);
+  };
+  return { prompt: value("sglang:prompt_tokens_total"), generation: value("sglang:generation_tokens_total"),
+    requests: value("sglang:num_requests_total") };
+}
 after(async () => { await server?.stop(); });
 
-test("deepserve serve (tiny), chat backend: token totals agree with the client count and the server's usage", async () => {
+test("deepserve serve (tiny), chat backend: token totals agree with the client count, the server's usage and /metrics", async () => {
   const out = path.join(tmp, "real.jsonl");
+  const before = await counters();
+  // No warm-up request, so the /metrics deltas are exactly the 6 measured requests.
   const r = await run(["bench", "--backend", "sglang-oai-chat", "--base-url", server.url, "--num-prompts", "6",
-    "--random-input-len", "48", "--random-output-len", "6", "--max-concurrency", "3", "--output-file", out]);
+    "--random-input-len", "48", "--random-output-len", "6", "--max-concurrency", "3", "--warmup-requests", "0",
+    "--output-file", out]);
   assert.equal(r.code, 0, r.stderr);
+  // The server books a request when its response ends; wait (bounded) until all 6 are booked.
+  let after = await counters();
+  for (const deadline = Date.now() + 10_000; after.requests - before.requests < 6 && Date.now() < deadline;) {
+    await sleep(100);
+    after = await counters();
+  }
+  assert.equal(after.requests - before.requests, 6);
   const m = report(r.stdout);
   const j = lastJsonl(out);
   assert.equal(m["Successful requests:"], "6");
@@ -207,6 +230,11 @@ test("deepserve serve (tiny), chat backend: token totals agree with the client c
   // ignore_eos: the server generates exactly the requested lengths, and says so in usage.
   assert.equal(Number(m["Total generated tokens:"]), j.output_lens.reduce((a, b) => a + b, 0));
   assert.ok(j.output_lens.every((n) => n >= 1 && n <= 6));
+  // /metrics: generated-token delta = the report's total; prompt delta = the client-side sum of
+  // prompt lengths + the 4 template tokens per request (= the sum of the server's usage counts).
+  assert.equal(after.generation - before.generation, Number(m["Total generated tokens:"]));
+  assert.equal(after.prompt - before.prompt, clientIn + 4 * 6);
+  assert.equal(after.prompt - before.prompt, j.server_prompt_tokens.reduce((a, b) => a + b, 0));
   // TTFT = first chunk with text; a request whose few tokens all decode to "" (possible on the random
   // tiny model) keeps TTFT 0, as in bench_serving.
   j.ttfts.forEach((t, i) => assert.ok(j.generated_texts[i] === "" ? t === 0 : t > 0, `request ${i}`));
