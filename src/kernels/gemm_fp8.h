@@ -20,7 +20,8 @@ namespace ds::cuda {
 /// (same K permutation inside the MMA, same per-block partials, same fixed grouping of the block
 /// sum, which depends on K only). So it is deterministic and row m's bits do not depend on M or
 /// on the other rows (batch invariance, D27). Per 128-K block the tensor core's internal sum
-/// order differs from the CPU twin's: results agree to rounding, not bit for bit.
+/// (order and ~14-bit accumulator of Hopper FP8 MMA) differs from the CPU twin's FP32 sum: results
+/// agree to ~1e-4 normwise, not bit for bit (docs/cuda.md).
 /// Requirements: K % 128 == 0, xq/w.data 16-byte aligned, xs/y/scale_inv 4-byte aligned.
 /// Asynchronous on `stream`. Throws std::invalid_argument naming the argument for M < 1, empty
 /// or inconsistent shapes, K % 128 != 0, null or misaligned pointers; std::runtime_error for a

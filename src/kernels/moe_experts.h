@@ -27,7 +27,8 @@ size_t moe_workspace_bytes(int64_t T, int K, int64_t D, int64_t I);
 ///   out[t, :] = sum over k in ascending k of y_tk * wts[t, k] (F32, NOT rounded: the runner adds
 ///   the shared expert and rounds, like src/model/moe.cpp).
 /// x: F32 [T, D] device (BF16 values), wts: F32 [T, K] device, experts: DEVICE array of E ExpertDev
-/// (uploaded once per layer by the runner), out: F32 [T, D] device. D % 128 == 0, I % 128 == 0.
+/// (uploaded once per layer by the runner; every weight's data 16-byte aligned), out: F32 [T, D]
+/// device. D % 128 == 0, I % 128 == 0, E <= 1024.
 /// Tokens are grouped by expert on the device (counts, offsets, a stable permutation: no host sync),
 /// then one grouped FP8 GEMM launch per projection (gate and up share one launch). Each (t, k)
 /// result is bit-identical to running gemm_fp8 on row t alone (batch invariant, D27).

@@ -9,19 +9,20 @@
 // sampled rows only (the twin is batch invariant, so its rows do not depend on the others).
 //
 // Tolerances (derived before the run):
-//  - F32 output, normwise <= 5e-4. Every FP8 product is exact in FP32 on both sides; the twin adds
+//  - F32 output, normwise <= 2e-3. Every FP8 product is exact in FP32 on both sides; the twin adds
 //    the 128 products of a block in FP32 (16 lanes + tree), the tensor core in its own order and
-//    accumulator. With an FP32-exact accumulator the difference is ~1e-7 (the brief's ~1e-6), but
-//    Hopper's FP8 MMA keeps only ~14 significand bits in the accumulation (DeepSeek-V3 report
-//    3.3.2, the reason for promoting every 128 K). For random-sign data a block sum is ~sqrt(128)
-//    times a term and the sum of |terms| ~128 times, so a block error is ~2^-14 * 11 ~ 7e-4 of the
-//    block sum at worst, ~1e-4 typical; normwise over many blocks ~1e-4. 5e-4 passes that and fails
-//    any real bug (a wrong block scale, a missing k32 step or an A/B k mismatch give > 1e-2).
-//    The measured value is printed (RESULT lines) so the bound can be tightened.
-//  - BF16 output, normwise <= 4e-3: each output rounds to BF16 on both sides, so where the F32
-//    values differ by d an element flips by one BF16 ulp (<= 2^-7 relative) with probability
-//    ~ d / ulp; even if half of all elements flipped the normwise error stays < 2^-7 / sqrt(2) ~
-//    5.5e-3; 4e-3 allows far more flips than the F32 bound predicts (~1e-4 / 4e-3 ~ 3%).
+//    accumulator. With an FP32-exact accumulator the difference would be ~1e-7 (the brief's ~1e-6),
+//    but Hopper's FP8 MMA keeps only ~14 significand bits in the accumulation, aligned to the
+//    largest addend and truncated (DeepSeek-V3 report 3.3.2, the reason for promoting to FP32 every
+//    128 K, as here). Estimate: activations after act_quant have rms ~170 (amax 448 ~ 2.6 sigma over
+//    128), weight codes rms ~100, so terms have rms ~1.7e4 and max ~2e5; a block sum is ~11 * 1.7e4;
+//    4 chained MMAs lose ~4 * 2^-14 * 2e5 ~ 50, i.e. ~2.6e-4 of the block sum, and truncation is
+//    biased. 2e-3 covers that with margin and still fails any real bug: a wrong block scale
+//    changes 1/kb of the blocks by >= 2x (>= 0.08 normwise at kb <= 128), a missing k32 step or an
+//    A/B k mismatch gives ~0.5. The measured value is printed (RESULT) so the bound can be tightened.
+//  - BF16 output, normwise <= 6e-3: each output rounds to BF16 on both sides, so where the F32
+//    values differ an element flips by one BF16 ulp (<= 2^-7 relative) with probability ~ d / ulp
+//    (~10% at d ~ 3e-4); sqrt(0.1) * 2^-7 ~ 2.5e-3, plus the F32 difference itself.
 //  - Batch invariance (D27): sampled rows of an M-row run equal the M = 1 run of the same row bit
 //    for bit (M = 1 uses the streaming kernel, M > 16 the tiled one: this checks both compute the
 //    same bits). Determinism: two runs bit-identical.
@@ -124,7 +125,7 @@ void run_case(const char* name, int64_t M, int64_t N, int64_t K, bool bf16, uint
     equal += std::memcmp(&got[i], &ref[i], 4) == 0;
     if (bf16 && std::isfinite(got[i]) && bf16_ulps(got[i], ref[i]) > 1) ++over1;
   }
-  const double tol = bf16 ? 4e-3 : 5e-4;
+  const double tol = bf16 ? 6e-3 : 2e-3;
   char what[240];
   std::snprintf(what, sizeof what, "%s M=%ld N=%ld K=%ld %s: normwise %.2e <= %.0e (%ld rows)", name, long(M), long(N),
                 long(K), bf16 ? "bf16" : "f32", err, tol, long(S));
