@@ -1,7 +1,7 @@
 // Sparse absorbed MLA attention and the absorption products (see mla_attention.h; spec 4.7, 5.4).
 //
-// mla_sparse_attention, FP32 on CUDA cores (correctness-first version; the tensor-core version is
-// the next step, docs/cuda.md): one CTA of 256 threads per (row, group of kHG = 16 heads). The
+// mla_sparse_attention_fp32, FP32 on CUDA cores (any C % 128 == 0, dr, H; the exact reference path;
+// mla_sparse_attention uses the tensor-core kernel of mla_attention_tc.cu for C 512, dr 64, H % 64 == 0): one CTA of 256 threads per (row, group of kHG = 16 heads). The
 // CTA keeps its 16 query vectors [C + dr] in shared memory and walks the row's selected keys in
 // tiles of kTK = 32: the tile is gathered through the slot list (16-byte loads when the record
 // size allows, FP8 latents dequantized with their UE8M0 scale), converted once to F32 in shared
@@ -21,6 +21,7 @@
 
 #include "kernels/cuda_check.h"
 #include "kernels/mla_attention.h"
+#include "kernels/mla_attention_tc.h"
 
 namespace ds::cuda {
 namespace {
@@ -349,9 +350,11 @@ absorb_out_kernel(const float* __restrict__ o_lat, int64_t R, int H, int dv, int
 
 }  // namespace
 
-void mla_sparse_attention(const float* q_lat, const float* q_pe, int64_t R, int H, int C, int dr,
-                          const uint8_t* cache, KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n,
-                          float scale, float* o_lat, cudaStream_t stream) {
+namespace {
+
+// Argument checks shared by both paths; returns the slot bytes.
+int64_t validate_attention(const float* q_lat, const float* q_pe, int64_t R, int H, int C, int dr, const uint8_t* cache,
+                           KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n, float* o_lat) {
   const int64_t sb = mla_slot_bytes(dt, C, dr);  // validates C, dr
   if (C % 128 != 0 || C + dr > 1024 || dr < 8)
     throw std::invalid_argument("mla_sparse_attention: need C % 128 == 0, dr >= 8 and C + dr <= 1024 (C=" +
@@ -363,6 +366,15 @@ void mla_sparse_attention(const float* q_lat, const float* q_pe, int64_t R, int 
     throw std::invalid_argument("mla_sparse_attention: null q_lat, q_pe, cache, idx, n or o_lat pointer");
   if (!aligned(q_lat, 16) || !aligned(q_pe, 16) || !aligned(cache, 16) || !aligned(o_lat, 16))
     throw std::invalid_argument("mla_sparse_attention: q_lat, q_pe, cache and o_lat must be 16-byte aligned");
+  return sb;
+}
+
+}  // namespace
+
+void mla_sparse_attention_fp32(const float* q_lat, const float* q_pe, int64_t R, int H, int C, int dr,
+                               const uint8_t* cache, KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n,
+                               float scale, float* o_lat, cudaStream_t stream) {
+  const int64_t sb = validate_attention(q_lat, q_pe, R, H, C, dr, cache, dt, idx, n, max_n, o_lat);
   if (R == 0) return;
   const int ld = C + dr + 4;
   const size_t smem = sizeof(float) * (size_t(kHG + kTK) * ld + kHG * kTK + 2 * kHG);
@@ -377,6 +389,18 @@ void mla_sparse_attention(const float* q_lat, const float* q_pe, int64_t R, int 
   mla_sparse_kernel<<<grid, kThreads, smem, stream>>>(q_lat, q_pe, H, C, dr, cache, dt == KvCacheDtype::FP8, sb,
                                                       sb % 16 == 0, idx, n, max_n, scale, o_lat);
   DS_CUDA_CHECK_LAUNCH("mla_sparse_kernel");
+}
+
+void mla_sparse_attention(const float* q_lat, const float* q_pe, int64_t R, int H, int C, int dr,
+                          const uint8_t* cache, KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n,
+                          float scale, float* o_lat, cudaStream_t stream) {
+  if (!detail::mla_sparse_tc_supported(H, C, dr)) {
+    mla_sparse_attention_fp32(q_lat, q_pe, R, H, C, dr, cache, dt, idx, n, max_n, scale, o_lat, stream);
+    return;
+  }
+  validate_attention(q_lat, q_pe, R, H, C, dr, cache, dt, idx, n, max_n, o_lat);
+  if (R == 0) return;
+  detail::mla_sparse_attention_tc(q_lat, q_pe, R, H, cache, dt, idx, n, max_n, scale, o_lat, stream);
 }
 
 void mla_absorb_q(const float* q, int64_t R, int dq, const AbsorbWeightDev& w_uk, float* q_lat, float* q_pe_out,

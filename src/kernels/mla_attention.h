@@ -26,9 +26,19 @@ namespace ds::cuda {
 /// Deterministic; a row's result does not depend on R or on the other rows. Asynchronous on
 /// `stream`. Throws std::invalid_argument for bad sizes / null or misaligned (16 B) pointers;
 /// std::runtime_error for a CUDA launch error.
+/// Paths: C = 512, dr = 64, H % 64 == 0 (DeepSeek-V3.2) run the tensor-core kernel
+/// (mla_attention_tc.cu: BF16 mma.sync with FP32 accumulation, P split as hi + lo BF16); it reads
+/// q as BF16, i.e. q values that are not BF16 values are rounded (official-mode q is BF16 already;
+/// cached values are always BF16-exact). Every other shape runs mla_sparse_attention_fp32.
 void mla_sparse_attention(const float* q_lat, const float* q_pe, int64_t R, int H, int C, int dr,
                           const uint8_t* cache, KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n,
                           float scale, float* o_lat, cudaStream_t stream);
+
+/// The same attention, FP32 on CUDA cores for any supported shape and any F32 q (the reference
+/// path: exact mode, tests). Same contract and errors as mla_sparse_attention.
+void mla_sparse_attention_fp32(const float* q_lat, const float* q_pe, int64_t R, int H, int C, int dr,
+                               const uint8_t* cache, KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n,
+                               float scale, float* o_lat, cudaStream_t stream);
 
 /// Per-head absorption weight (W_UK or W_UV of kv_b_proj, dequantized at load time): data
 /// [H, rows, C] row-major, BF16 bits if bf16 else F32. For W_UK rows = qk_nope_head_dim, for W_UV

@@ -15,6 +15,8 @@
 //   two-pass softmax, expf vs std::exp <= 2 ulp), giving ~1e-7 relative on logits of size <= ~10,
 //   so ~1e-6 on o. A wrong key, mask, scale or head gives > 1e-2.
 // - The same keys through the FP8 and the BF16 cache give bit-identical o_lat (lossless record).
+// - Full-width shapes run the tensor-core path (BF16 mma, exact products, FP32 accumulation, P as
+//   hi + lo BF16: ~2^-17 relative per weight) and the FP32 path; both must meet the 2e-5 bound.
 // - mla_absorb_q / mla_absorb_out vs the loops of ds::mla_attend: unrounded normwise <= 1e-5 (FP32
 //   sums of 128 / 512 terms in another order, with or without FMA contraction: expected ~1e-6
 //   relative, 2^-24 * sqrt(n / 2)); BF16-rounded outputs within 1 BF16 ulp
@@ -218,13 +220,17 @@ void attention_case(const AttnCase& c, uint64_t seed) {
   std::iota(slots.begin(), slots.end(), 0);
   DevBuf<float> d_rows(d.rows), d_ql(d.q_lat), d_qp(d.q_pe), d_o(size_t(c.R * H * C));
   DevBuf<int32_t> d_slots(slots), d_idx(d.idx), d_n(c.n);
+  // outs: [0] default path BF16 cache, [1] default path FP8 cache, [2] FP32 path BF16 cache (only
+  // where the default path is the tensor-core kernel, i.e. C 512, dr 64, H % 64 == 0).
+  const bool tc = C == 512 && dr == 64 && H % 64 == 0;
   std::vector<std::vector<float>> outs;
-  for (KvCacheDtype dt : {KvCacheDtype::BF16, KvCacheDtype::FP8}) {
+  for (int run = 0; run < (tc ? 3 : 2); ++run) {
+    const KvCacheDtype dt = run == 1 ? KvCacheDtype::FP8 : KvCacheDtype::BF16;
     DevBuf<uint8_t> cache(size_t(c.L * ds::cuda::mla_slot_bytes(dt, C, dr)));
     ds::cuda::mla_cache_store(d_rows.p, c.L, C, dr, d_slots.p, dt, cache.p, nullptr);
     d_o.poison();
-    ds::cuda::mla_sparse_attention(d_ql.p, d_qp.p, c.R, H, C, dr, cache.p, dt, d_idx.p, d_n.p, c.max_n, kScale, d_o.p,
-                                   nullptr);
+    (run == 2 ? ds::cuda::mla_sparse_attention_fp32 : ds::cuda::mla_sparse_attention)(
+        d_ql.p, d_qp.p, c.R, H, C, dr, cache.p, dt, d_idx.p, d_n.p, c.max_n, kScale, d_o.p, nullptr);
     DS_CUDA_CHECK(cudaDeviceSynchronize());
     outs.push_back(d_o.download());
   }
@@ -232,17 +238,22 @@ void attention_case(const AttnCase& c, uint64_t seed) {
   std::vector<int64_t> rows_chk;
   for (int64_t r = 0; r < c.R; r += c.cpu_every) rows_chk.push_back(r);
   if (rows_chk.back() != c.R - 1) rows_chk.push_back(c.R - 1);
-  std::vector<float> ref(rows_chk.size() * size_t(H * C)), got(ref.size());
+  std::vector<float> ref(rows_chk.size() * size_t(H * C));
   ds::cpu::parallel_for(int64_t(rows_chk.size()), [&](int64_t i) {
     const int64_t r = rows_chk[size_t(i)];
     ds::cpu::mqa_attention(d.q_lat.data() + r * H * C, d.q_pe.data() + r * H * dr, H, C, dr, latent.data(), kpe.data(),
                            d.idx.data() + r * c.max_n, c.n[size_t(r)], kScale, ref.data() + i * H * C);
   });
-  for (size_t i = 0; i < rows_chk.size(); ++i)
-    std::copy_n(outs[0].data() + rows_chk[i] * H * C, H * C, got.data() + i * H * C);
-  const double e = normwise(got, ref);
-  std::printf("RESULT mla_attention %s normwise %.3g (%zu rows vs twin)\n", c.label.c_str(), e, rows_chk.size());
-  check(e <= 2e-5, "mla_sparse_attention " + c.label + " vs twin normwise <= 2e-5");
+  for (size_t k = 0; k < outs.size(); k += 2) {  // default path, then the FP32 path
+    std::vector<float> got(ref.size());
+    for (size_t i = 0; i < rows_chk.size(); ++i)
+      std::copy_n(outs[k].data() + rows_chk[i] * H * C, H * C, got.data() + i * H * C);
+    const double e = normwise(got, ref);
+    const std::string path = k == 2 ? "fp32 path" : tc ? "tensor-core path" : "fp32 path (default)";
+    std::printf("RESULT mla_attention %s %s normwise %.3g (%zu rows vs twin)\n", c.label.c_str(), path.c_str(), e,
+                rows_chk.size());
+    check(e <= 2e-5, "mla_sparse_attention " + c.label + " " + path + " vs twin normwise <= 2e-5");
+  }
   check(std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4) == 0,
         "mla_sparse_attention " + c.label + " FP8 cache == BF16 cache bit for bit");
 }
@@ -327,19 +338,22 @@ void bench(const std::vector<std::pair<std::string, AttnCase>>& cases) {
     DevBuf<int32_t> d_slots(slots), d_idx(d.idx), d_n(c.n);
     double flop = 0;
     for (int64_t r = 0; r < c.R; ++r) flop += 2.0 * c.H * c.n[size_t(r)] * (576 + 512);
-    for (KvCacheDtype dt : {KvCacheDtype::FP8, KvCacheDtype::BF16}) {
+    for (int run = 0; run < (c.R == 128 ? 3 : 2); ++run) {  // tensor-core FP8, BF16; FP32 path (128 rows)
+      const KvCacheDtype dt = run == 0 ? KvCacheDtype::FP8 : KvCacheDtype::BF16;
       DevBuf<uint8_t> cache(size_t(c.L * ds::cuda::mla_slot_bytes(dt, c.C, c.dr)));
       ds::cuda::mla_cache_store(d_rows.p, c.L, c.C, c.dr, d_slots.p, dt, cache.p, nullptr);
       DS_CUDA_CHECK(cudaDeviceSynchronize());
+      auto fn = run == 2 ? ds::cuda::mla_sparse_attention_fp32 : ds::cuda::mla_sparse_attention;
+      fn(d_ql.p, d_qp.p, c.R, c.H, c.C, c.dr, cache.p, dt, d_idx.p, d_n.p, c.max_n, kScale, d_o.p, nullptr);  // eager
+      DS_CUDA_CHECK(cudaDeviceSynchronize());
       const double us = time_us(
           [&](cudaStream_t st, int) {
-            ds::cuda::mla_sparse_attention(d_ql.p, d_qp.p, c.R, c.H, c.C, c.dr, cache.p, dt, d_idx.p, d_n.p, c.max_n,
-                                           kScale, d_o.p, st);
+            fn(d_ql.p, d_qp.p, c.R, c.H, c.C, c.dr, cache.p, dt, d_idx.p, d_n.p, c.max_n, kScale, d_o.p, st);
           },
           1);
       const double tf = flop / (us * 1e-6) / 1e12;
-      std::printf("| %s | %s | %.1f | %.1f | %.1f%% |\n", name.c_str(), dt == KvCacheDtype::FP8 ? "fp8" : "bf16", us, tf,
-                  100 * tf / 390.0);
+      std::printf("| %s | %s%s | %.1f | %.1f | %.1f%% |\n", name.c_str(), dt == KvCacheDtype::FP8 ? "fp8" : "bf16",
+                  run == 2 ? " (fp32 path)" : "", us, tf, 100 * tf / 390.0);
     }
   }
   std::printf("\n");
