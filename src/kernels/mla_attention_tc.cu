@@ -12,6 +12,8 @@
 //  - online softmax in FP32 per head row (quad butterflies give identical values on all lanes);
 //  - O += P V over its 256 channels, with P split as hi + lo BF16 (p - hi is exact in FP32 and lo
 //    keeps ~2^-17 relative), two MMAs per tile, so P V matches an FP32 P V to ~1e-6.
+// Key records are gathered with 16-byte cp.async into a raw staging buffer one tile ahead, so the
+// global gather of tile t + 1 overlaps the MMAs of tile t.
 // Fragments come from ldmatrix (non-transposed for Q and K, transposed for V); shared rows are
 // padded to 584 BF16 (1168 B) so that 8 row addresses hit distinct banks.
 #include <cuda_bf16.h>
@@ -33,6 +35,7 @@ constexpr int kTK = 32;        // keys per tile
 constexpr int kLd = 584;       // BF16 elements per shared row
 constexpr int kSxLd = 40;      // floats per partial-score row
 constexpr int kThreads = 256;
+constexpr int kStageSlot = 1152;  // staging bytes per key: the larger record (BF16)
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -114,14 +117,33 @@ mla_sparse_tc_kernel(const float* __restrict__ q_lat, const float* __restrict__ 
   const int32_t* idx_row = idx + r * int64_t(max_n);
   const uint32_t qs_base = smem_u32(qs), ks_base = smem_u32(ks);
 
+  // Key records of the next tile are copied raw (16-byte cp.async, no registers) into a staging
+  // buffer while the current tile is computed; the conversion to BF16 rows happens after the wait.
+  uint8_t* stg = reinterpret_cast<uint8_t*>(sx + 2 * kHeads * kSxLd);  // [kTK][sb] bytes
+  const int cpk = int(sb / 16);
+  auto issue = [&](int t1) {
+    for (int i = tid; i < kTK * cpk; i += kThreads) {
+      const int k = i / cpk, c = i % cpk;
+      if (t1 + k < n) {
+        const uint8_t* src = cache + int64_t(idx_row[t1 + k]) * sb + c * 16;
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(stg + k * sb + c * 16)),
+                     "l"(__cvta_generic_to_global(src))
+                     : "memory");
+      }
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+  };
+  issue(0);
+
   for (int t0 = 0; t0 < n; t0 += kTK) {
-    __syncthreads();
-    // Gather the key tile as BF16 rows [latent 512 | rope 64].
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    __syncthreads();  // staging complete; the previous tile's readers of ks / sx are done
+    // Staging -> BF16 rows [latent 512 | rope 64] (zeros past n).
     if (!fp8) {
       for (int i = tid; i < kTK * (kD / 8); i += kThreads) {
         const int k = i / (kD / 8), c = i % (kD / 8);
         uint4 v = make_uint4(0u, 0u, 0u, 0u);
-        if (t0 + k < n) v = reinterpret_cast<const uint4*>(cache + int64_t(idx_row[t0 + k]) * sb)[c];
+        if (t0 + k < n) v = reinterpret_cast<const uint4*>(stg + k * sb)[c];
         *reinterpret_cast<uint4*>(ks + k * kLd + c * 8) = v;
       }
     } else {
@@ -129,7 +151,7 @@ mla_sparse_tc_kernel(const float* __restrict__ q_lat, const float* __restrict__ 
       for (int i = tid; i < kTK * kChunks; i += kThreads) {
         const int k = i / kChunks, c = i % kChunks;
         const bool valid = t0 + k < n;
-        const uint8_t* rec = valid ? cache + int64_t(idx_row[t0 + k]) * sb : nullptr;
+        const uint8_t* rec = stg + k * sb;
         if (c < kC / 16) {
           uint4 lo = make_uint4(0u, 0u, 0u, 0u), hi = lo;
           if (valid) {
@@ -156,7 +178,8 @@ mla_sparse_tc_kernel(const float* __restrict__ q_lat, const float* __restrict__ 
         }
       }
     }
-    __syncthreads();
+    __syncthreads();  // ks ready; staging free
+    if (t0 + kTK < n) issue(t0 + kTK);
     // Partial S over this warp's half of the 576 dims: 16 heads x 32 keys.
     float s[4][4];
 #pragma unroll
@@ -267,7 +290,7 @@ void mla_sparse_attention_tc(const float* q_lat, const float* q_pe, int64_t R, i
                              KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n, float scale, float* o_lat,
                              cudaStream_t stream) {
   const int64_t sb = mla_slot_bytes(dt, kC, kDr);
-  const size_t smem = size_t(kHeads + kTK) * kLd * 2 + size_t(2) * kHeads * kSxLd * 4;
+  const size_t smem = size_t(kHeads + kTK) * kLd * 2 + size_t(2) * kHeads * kSxLd * 4 + size_t(kTK) * kStageSlot;
   static std::atomic<bool> attr_set{false};
   if (!attr_set.load()) {
     DS_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_tc_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
