@@ -1,6 +1,7 @@
 // Dense GEMM y = x W^T with a BF16 or F32 weight, FP32 arithmetic on CUDA cores (gemm_dense.h,
-// docs/cuda.md "Dense GEMM"). One warp computes 4 weight rows x 4 activation rows; lane l takes the
-// 8-wide K chunks l, l + 32, ... (FMA in K order), then a fixed xor butterfly adds the lanes. Every
+// docs/cuda.md "Dense GEMM"). One warp computes 4 weight rows x 4 (M <= 4) or 8 activation rows; lane l takes the
+// 8-wide K chunks l, l + 32, ... (FMA in K order), then a fixed xor butterfly adds the lanes.
+// (4 or 8 activation rows per warp: the tile changes which lanes store, not the arithmetic.) Every
 // output element goes through exactly this sequence whatever M, the tile, or the load width, so
 // results are deterministic and batch invariant (D27). At M <= 4 the kernel is a weight stream
 // (each weight byte read once, 16-byte non-allocating loads); at larger M each 4-row group of x
@@ -17,7 +18,7 @@
 namespace ds::cuda {
 namespace {
 
-constexpr int kWarps = 8, kRowsW = 4, kRowsX = 4;
+constexpr int kWarps = 8, kRowsW = 4;
 
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
   uint4 v;
@@ -71,7 +72,7 @@ __device__ __forceinline__ void load_x(const float* x, int64_t row, int64_t K, i
   }
 }
 
-template <bool BF16, bool VEC>
+template <bool BF16, bool VEC, int kRowsX>
 __global__ void __launch_bounds__(kWarps * 32) gemm_dense_kernel(const float* __restrict__ x, int64_t M,
                                                                  const void* __restrict__ w, int64_t N, int64_t K,
                                                                  float* __restrict__ y, bool bf16_out) {
@@ -118,7 +119,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemm_dense_kernel(const float* __
       float v = acc[i][j];
 #pragma unroll
       for (int o = 16; o >= 1; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-      if (lane == i * kRowsW + j && i < mr && j < nr)
+      if (lane == (i * kRowsW + j) % 32 && i < mr && j < nr)
         y[(m0 + i) * N + n0 + j] = bf16_out ? __bfloat162float(__float2bfloat16_rn(v)) : v;
     }
 }
@@ -133,21 +134,25 @@ void gemm_dense(const float* x, int64_t M, const DenseWeightDev& w, float* y, bo
   if (w.rows < 1 || w.cols < 1) fail("empty weight (w.rows/w.cols)");
   if (!x || !y || !w.data) fail("null pointer (x, y or w.data)");
   const int64_t N = w.rows, K = w.cols;
-  const int64_t gx = (N + kWarps * kRowsW - 1) / (kWarps * kRowsW), gy = (M + kRowsX - 1) / kRowsX;
+  // 4 activation rows per warp at M <= 4 (weight stream), 8 above (half the weight re-reads); the
+  // per-element arithmetic is the same in both.
+  const int rx = M <= 4 ? 4 : 8;
+  const int64_t gx = (N + kWarps * kRowsW - 1) / (kWarps * kRowsW), gy = (M + rx - 1) / rx;
   if (gx > 0x7fffffff || gy > 65535) fail("shape too large for one launch (N or M)");
   const bool vec = K % 8 == 0 && aligned16(x) && aligned16(w.data);
   const dim3 grid{unsigned(gx), unsigned(gy), 1u};
   const dim3 block{kWarps * 32, 1u, 1u};
+  auto go = [&](auto kernel) { kernel<<<grid, block, 0, stream>>>(x, M, w.data, N, K, y, bf16_output); };
   if (w.bf16) {
     if (vec)
-      gemm_dense_kernel<true, true><<<grid, block, 0, stream>>>(x, M, w.data, N, K, y, bf16_output);
+      rx == 4 ? go(gemm_dense_kernel<true, true, 4>) : go(gemm_dense_kernel<true, true, 8>);
     else
-      gemm_dense_kernel<true, false><<<grid, block, 0, stream>>>(x, M, w.data, N, K, y, bf16_output);
+      rx == 4 ? go(gemm_dense_kernel<true, false, 4>) : go(gemm_dense_kernel<true, false, 8>);
   } else {
     if (vec)
-      gemm_dense_kernel<false, true><<<grid, block, 0, stream>>>(x, M, w.data, N, K, y, bf16_output);
+      rx == 4 ? go(gemm_dense_kernel<false, true, 4>) : go(gemm_dense_kernel<false, true, 8>);
     else
-      gemm_dense_kernel<false, false><<<grid, block, 0, stream>>>(x, M, w.data, N, K, y, bf16_output);
+      rx == 4 ? go(gemm_dense_kernel<false, false, 4>) : go(gemm_dense_kernel<false, false, 8>);
   }
   DS_CUDA_CHECK_LAUNCH("gemm_dense_kernel");
 }
