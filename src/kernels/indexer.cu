@@ -1,7 +1,7 @@
 // Lightning-indexer logits and causal top-k (see indexer.h; spec/model.md 5.2 step 10, 5.3).
 //
-// index_logits_kernel (FP32 CUDA cores, correctness-first; an FP8 mma.sync version is the next
-// step, docs/cuda.md): one CTA of 256 threads per (row, 64 consecutive positions). The row's
+// index_logits_kernel (FP32 CUDA cores; any Hi <= 128, Di % 16 == 0, or IndexerArgs::fp32_logits; the
+// Hi 64 / Di 128 shape runs index_logits_tc_kernel, FP8 mma.sync, described at that kernel): one CTA of 256 threads per (row, 64 consecutive positions). The row's
 // queries [Hi, Di] and the 64 keys (gathered through the page table, 16-byte loads) are decoded
 // from E4M3 to F32 once into shared memory (rows padded by 4 floats: conflict-free 16-byte reads).
 // Thread (key = t / 4, sub = t % 4) owns heads sub + 4 i: per head an ascending-d FMA chain (the
@@ -107,6 +107,98 @@ index_logits_kernel(IndexerArgs a, int topk, int64_t max_keys, float* __restrict
   part += __shfl_xor_sync(0xffffffffu, part, 1);
   part += __shfl_xor_sync(0xffffffffu, part, 2);
   if (sub == 0 && p0 + key < n) scores[r * max_keys + p0 + key] = part * ksc[key];
+}
+
+// Tensor-core logits for Hi = 64, Di = 128 (DeepSeek-V3.2): one CTA of 4 warps per (row, 256
+// positions), warp w owns heads 16w..16w+15. The warp's query block stays in registers as
+// m16n8k32 E4M3 A fragments (4 k-steps x 4 registers, loaded once); keys come in tiles of 64
+// through the page table into shared memory (rows padded to 144 B: conflict-free ldmatrix) and
+// mma.sync m16n8k32 e4m3 -> FP32 gives the 16 x 8 dots of each key block (products exact). Each
+// thread then forms ReLU(dot) * w for its two heads, a fixed butterfly over the 8 head lanes sums
+// the warp's 16 heads, and the 4 warps' partial sums are added in warp order in shared memory.
+constexpr int kTcKeys = 64, kTcChunk = 256, kTcLd = 144;
+
+__device__ __forceinline__ void ldsm_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr));
+}
+
+__device__ __forceinline__ void mma_e4m3(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__global__ void __launch_bounds__(128)
+index_logits_tc_kernel(IndexerArgs a, int topk, int64_t max_keys, float* __restrict__ scores) {
+  const int64_t r = blockIdx.y;
+  const int n = a.n_keys[r];
+  const int64_t c0 = int64_t(blockIdx.x) * kTcChunk;
+  if (n <= topk || c0 >= n) return;
+  __shared__ __align__(16) uint8_t ks[kTcKeys * kTcLd];
+  __shared__ float part[4][kTcKeys];
+  __shared__ float ksc[kTcKeys];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  // A fragments: rows = heads 16 warp + g (+8), k = dims.
+  const uint8_t* q = a.q + (r * 64 + warp * 16) * 128;
+  uint32_t af[4][4];
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    af[kk][0] = *reinterpret_cast<const uint32_t*>(q + g * 128 + kk * 32 + 4 * t);
+    af[kk][1] = *reinterpret_cast<const uint32_t*>(q + (g + 8) * 128 + kk * 32 + 4 * t);
+    af[kk][2] = *reinterpret_cast<const uint32_t*>(q + g * 128 + kk * 32 + 16 + 4 * t);
+    af[kk][3] = *reinterpret_cast<const uint32_t*>(q + (g + 8) * 128 + kk * 32 + 16 + 4 * t);
+  }
+  const float w0 = a.w[r * 64 + warp * 16 + g], w1 = a.w[r * 64 + warp * 16 + g + 8];
+  const int32_t* page_row = a.pages + r * int64_t(a.max_pages);
+  const uint32_t ks_base = static_cast<uint32_t>(__cvta_generic_to_shared(ks));
+  for (int64_t p0 = c0; p0 < c0 + kTcChunk && p0 < n; p0 += kTcKeys) {
+    __syncthreads();  // previous tile's readers are done
+    for (int i = tid; i < kTcKeys * 8; i += 128) {
+      const int k = i >> 3, c = i & 7;
+      uint4 v = make_uint4(0u, 0u, 0u, 0u);
+      if (p0 + k < n) {
+        const int64_t slot = slot_of(page_row, a.page_size, p0 + k);
+        v = reinterpret_cast<const uint4*>(a.kcache + slot * 128)[c];
+        if (c == 0) ksc[k] = a.kscale[slot];
+      } else if (c == 0) {
+        ksc[k] = 0.f;
+      }
+      *reinterpret_cast<uint4*>(ks + k * kTcLd + c * 16) = v;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int jp = 0; jp < kTcKeys / 16; ++jp) {  // key blocks 2jp, 2jp + 1 (8 keys each)
+      float d0[4] = {0.f, 0.f, 0.f, 0.f}, d1[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        uint32_t b0, b1, b2, b3;
+        const int key = jp * 16 + (lane & 7) + (lane >> 4) * 8, col = kk * 32 + ((lane >> 3) & 1) * 16;
+        ldsm_x4(ks_base + uint32_t(key * kTcLd + col), b0, b1, b2, b3);
+        mma_e4m3(d0, af[kk], b0, b1);
+        mma_e4m3(d1, af[kk], b2, b3);
+      }
+      // keys jp*16 + 2t, +1 (d0) and jp*16 + 8 + 2t, +1 (d1); heads g (c0, c1) and g + 8 (c2, c3).
+      float v[4] = {fmaf(fmaxf(d0[0], 0.f), w0, fmaxf(d0[2], 0.f) * w1), fmaf(fmaxf(d0[1], 0.f), w0, fmaxf(d0[3], 0.f) * w1),
+                    fmaf(fmaxf(d1[0], 0.f), w0, fmaxf(d1[2], 0.f) * w1), fmaf(fmaxf(d1[1], 0.f), w0, fmaxf(d1[3], 0.f) * w1)};
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+#pragma unroll
+        for (int o = 4; o < 32; o <<= 1) v[e] += __shfl_xor_sync(0xffffffffu, v[e], o);
+      if (g == 0) {
+        part[warp][jp * 16 + 2 * t] = v[0];
+        part[warp][jp * 16 + 2 * t + 1] = v[1];
+        part[warp][jp * 16 + 8 + 2 * t] = v[2];
+        part[warp][jp * 16 + 8 + 2 * t + 1] = v[3];
+      }
+    }
+    __syncthreads();
+    if (tid < kTcKeys && p0 + tid < n)
+      scores[r * max_keys + p0 + tid] = (((part[0][tid] + part[1][tid]) + part[2][tid]) + part[3][tid]) * ksc[tid];
+  }
 }
 
 __device__ __forceinline__ uint32_t order_key(float f) {
@@ -221,6 +313,15 @@ void indexer_topk(const IndexerArgs& a, int topk, int64_t max_keys, void* worksp
     throw std::invalid_argument("indexer_topk: workspace of " + std::to_string(workspace_bytes) + " bytes < " +
                                 std::to_string(indexer_workspace_bytes(a.R, max_keys)));
   float* scores = static_cast<float*>(workspace);
+  if (a.Hi == 64 && a.Di == 128 && !a.fp32_logits) {
+    const int64_t chunks = (max_keys + kTcChunk - 1) / kTcChunk;
+    if (chunks > 0x7fffffff) throw std::invalid_argument("indexer_topk: max_keys too large");
+    index_logits_tc_kernel<<<dim3(unsigned(chunks), unsigned(a.R)), 128, 0, stream>>>(a, topk, max_keys, scores);
+    DS_CUDA_CHECK_LAUNCH("index_logits_tc_kernel");
+    topk_kernel<<<unsigned(a.R), kTopThreads, 0, stream>>>(a, topk, max_keys, scores, idx);
+    DS_CUDA_CHECK_LAUNCH("topk_kernel");
+    return;
+  }
   const int ld = a.Di + 4;
   const size_t smem = sizeof(float) * (size_t(a.Hi + kKeys) * ld + kKeys + a.Hi);
   // Raised only when a larger size is first needed, so a CUDA-graph capture after one eager call

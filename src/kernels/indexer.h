@@ -29,6 +29,9 @@ struct IndexerArgs {
   int max_pages = 0;
   int page_size = 64;
   const int32_t* n_keys = nullptr;
+  /// Logits path: false -> FP8 tensor cores (mma.sync m16n8k32 e4m3, FP32 accumulation) when
+  /// Hi == 64 and Di == 128, else FP32 CUDA cores; true -> always FP32 CUDA cores (reference).
+  bool fp32_logits = false;
 };
 
 /// Bytes of scratch indexer_topk needs: the F32 logits of every row, R * max_keys * 4 (rounded up
