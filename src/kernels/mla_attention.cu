@@ -251,7 +251,7 @@ constexpr int kAbsRows = 8;  // query rows per CTA
 template <bool kBf16>
 __global__ void __launch_bounds__(128)
 absorb_q_kernel(const float* __restrict__ q, int64_t R, int H, int dq, int dn, int C, const void* __restrict__ w,
-                float* __restrict__ q_lat, float* __restrict__ q_pe_out, bool bf16_output) {
+                int64_t hs, float* __restrict__ q_lat, float* __restrict__ q_pe_out, bool bf16_output) {
   extern __shared__ float qsh[];  // [kAbsRows][dn]
   const int h = blockIdx.x;
   const int64_t r0 = int64_t(blockIdx.z) * kAbsRows;
@@ -275,10 +275,10 @@ absorb_q_kernel(const float* __restrict__ q, int64_t R, int H, int dq, int dn, i
     float w0, w1;
     if constexpr (kBf16) {
       const uint32_t b = *reinterpret_cast<const uint32_t*>(static_cast<const uint16_t*>(w) +
-                                                            (int64_t(h) * dn + d) * C + c);
+                                                            int64_t(h) * hs + int64_t(d) * C + c);
       w0 = bf_lo(b), w1 = bf_hi(b);
     } else {
-      const float2 f = *reinterpret_cast<const float2*>(static_cast<const float*>(w) + (int64_t(h) * dn + d) * C + c);
+      const float2 f = *reinterpret_cast<const float2*>(static_cast<const float*>(w) + int64_t(h) * hs + int64_t(d) * C + c);
       w0 = f.x, w1 = f.y;
     }
 #pragma unroll
@@ -298,7 +298,7 @@ absorb_q_kernel(const float* __restrict__ q, int64_t R, int H, int dq, int dn, i
 template <bool kBf16>
 __global__ void __launch_bounds__(256)
 absorb_out_kernel(const float* __restrict__ o_lat, int64_t R, int H, int dv, int C, const void* __restrict__ w,
-                  float* __restrict__ out, bool bf16_output) {
+                  int64_t hs, float* __restrict__ out, bool bf16_output) {
   extern __shared__ float4 osh4[];  // [kAbsRows][C]
   float* osh = reinterpret_cast<float*>(osh4);
   const int h = blockIdx.x;
@@ -318,11 +318,11 @@ absorb_out_kernel(const float* __restrict__ o_lat, int64_t R, int H, int dv, int
   for (int c0 = lane * 8; c0 < C; c0 += 256) {
     float wv[8];
     if constexpr (kBf16) {
-      const uint4 b = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w) + (int64_t(h) * dv + j) * C + c0);
+      const uint4 b = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w) + int64_t(h) * hs + int64_t(j) * C + c0);
       wv[0] = bf_lo(b.x), wv[1] = bf_hi(b.x), wv[2] = bf_lo(b.y), wv[3] = bf_hi(b.y);
       wv[4] = bf_lo(b.z), wv[5] = bf_hi(b.z), wv[6] = bf_lo(b.w), wv[7] = bf_hi(b.w);
     } else {
-      const float4* f = reinterpret_cast<const float4*>(static_cast<const float*>(w) + (int64_t(h) * dv + j) * C + c0);
+      const float4* f = reinterpret_cast<const float4*>(static_cast<const float*>(w) + int64_t(h) * hs + int64_t(j) * C + c0);
       const float4 a = f[0], b = f[1];
       wv[0] = a.x, wv[1] = a.y, wv[2] = a.z, wv[3] = a.w, wv[4] = b.x, wv[5] = b.y, wv[6] = b.z, wv[7] = b.w;
     }
@@ -412,14 +412,17 @@ void mla_absorb_q(const float* q, int64_t R, int dq, const AbsorbWeightDev& w_uk
                                 "; need dq > dn, C even)");
   if (!q || !w_uk.data || !q_lat) throw std::invalid_argument("mla_absorb_q: null q, w_uk or q_lat pointer");
   if (!aligned(q_lat, 8) || !aligned(w_uk.data, 8)) throw std::invalid_argument("mla_absorb_q: misaligned q_lat or w_uk");
+  const int64_t hs = w_uk.head_stride ? w_uk.head_stride : int64_t(dn) * C;
+  if (hs < int64_t(dn) * C || hs % 2 != 0)
+    throw std::invalid_argument("mla_absorb_q: w_uk.head_stride must be >= rows * C and even");
   if (R == 0) return;
   const dim3 grid(unsigned(H), unsigned((C / 2 + 127) / 128), unsigned((R + kAbsRows - 1) / kAbsRows));
   const size_t smem = sizeof(float) * kAbsRows * dn;
   if (smem > 48 * 1024) throw std::invalid_argument("mla_absorb_q: dn too large");
   if (w_uk.bf16)
-    absorb_q_kernel<true><<<grid, 128, smem, stream>>>(q, R, H, dq, dn, C, w_uk.data, q_lat, q_pe_out, bf16_output);
+    absorb_q_kernel<true><<<grid, 128, smem, stream>>>(q, R, H, dq, dn, C, w_uk.data, hs, q_lat, q_pe_out, bf16_output);
   else
-    absorb_q_kernel<false><<<grid, 128, smem, stream>>>(q, R, H, dq, dn, C, w_uk.data, q_lat, q_pe_out, bf16_output);
+    absorb_q_kernel<false><<<grid, 128, smem, stream>>>(q, R, H, dq, dn, C, w_uk.data, hs, q_lat, q_pe_out, bf16_output);
   DS_CUDA_CHECK_LAUNCH("absorb_q_kernel");
 }
 
@@ -432,13 +435,16 @@ void mla_absorb_out(const float* o_lat, int64_t R, const AbsorbWeightDev& w_uv, 
   if (!o_lat || !w_uv.data || !out) throw std::invalid_argument("mla_absorb_out: null o_lat, w_uv or out pointer");
   if (!aligned(o_lat, 16) || !aligned(w_uv.data, 16))
     throw std::invalid_argument("mla_absorb_out: o_lat and w_uv must be 16-byte aligned");
+  const int64_t hs = w_uv.head_stride ? w_uv.head_stride : int64_t(dv) * C;
+  if (hs < int64_t(dv) * C || hs % 8 != 0)
+    throw std::invalid_argument("mla_absorb_out: w_uv.head_stride must be >= rows * C and a multiple of 8");
   if (R == 0) return;
   const dim3 grid(unsigned(H), unsigned((dv + 7) / 8), unsigned((R + kAbsRows - 1) / kAbsRows));
   const size_t smem = sizeof(float) * kAbsRows * C;
   if (w_uv.bf16)
-    absorb_out_kernel<true><<<grid, 256, smem, stream>>>(o_lat, R, H, dv, C, w_uv.data, out, bf16_output);
+    absorb_out_kernel<true><<<grid, 256, smem, stream>>>(o_lat, R, H, dv, C, w_uv.data, hs, out, bf16_output);
   else
-    absorb_out_kernel<false><<<grid, 256, smem, stream>>>(o_lat, R, H, dv, C, w_uv.data, out, bf16_output);
+    absorb_out_kernel<false><<<grid, 256, smem, stream>>>(o_lat, R, H, dv, C, w_uv.data, hs, out, bf16_output);
   DS_CUDA_CHECK_LAUNCH("absorb_out_kernel");
 }
 

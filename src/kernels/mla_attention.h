@@ -40,15 +40,18 @@ void mla_sparse_attention_fp32(const float* q_lat, const float* q_pe, int64_t R,
                                const uint8_t* cache, KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n,
                                float scale, float* o_lat, cudaStream_t stream);
 
-/// Per-head absorption weight (W_UK or W_UV of kv_b_proj, dequantized at load time): data
-/// [H, rows, C] row-major, BF16 bits if bf16 else F32. For W_UK rows = qk_nope_head_dim, for W_UV
-/// rows = v_head_dim; C = kv_lora_rank.
+/// Per-head absorption weight (W_UK or W_UV of kv_b_proj, dequantized at load time): head h's
+/// [rows, C] row-major block starts at element h * head_stride (head_stride 0 means rows * C, a
+/// contiguous [H, rows, C]), BF16 bits if bf16 else F32. For W_UK rows = qk_nope_head_dim, for
+/// W_UV rows = v_head_dim; C = kv_lora_rank. A dequantized kv_b_proj [H * (dn + dv), C] serves as
+/// both, with head_stride = (dn + dv) * C: W_UK starts at data, W_UV at data + dn * C elements.
 struct AbsorbWeightDev {
   const void* data = nullptr;
   bool bf16 = true;
   int H = 0;
   int rows = 0;
   int C = 0;
+  int64_t head_stride = 0;  ///< elements between heads; 0 -> rows * C
 };
 
 /// q_lat[r, h, c] = bf16?(sum_{d < dn} q[r, h, d] * w_uk[h, d, c]) (sum in ascending d, FP32, like

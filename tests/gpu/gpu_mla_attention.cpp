@@ -20,7 +20,8 @@
 // - mla_absorb_q / mla_absorb_out vs the loops of ds::mla_attend: unrounded normwise <= 1e-5 (FP32
 //   sums of 128 / 512 terms in another order, with or without FMA contraction: expected ~1e-6
 //   relative, 2^-24 * sqrt(n / 2)); BF16-rounded outputs within 1 BF16 ulp
-//   per element (an FP32 difference near a rounding midpoint) and normwise <= 1e-4; q_pe_out exact.
+//   per element (an FP32 difference near a rounding midpoint) and normwise <= 1e-4; q_pe_out exact;
+//   also through strided views of one kv_b-shaped [H, dn + dv, C] buffer (AbsorbWeightDev::head_stride).
 // Shapes: tiny (H = 4 / 20: partial head groups, C = 128 / 256, dr = 64 / 16: records that are not
 // 16-byte multiples), full width H = 128, C = 512, dr = 64 with decode batch 1/8/64 over top-k 2048
 // of 32768 slots and prefill 1024 rows attending to all causal keys (CPU twin on every 31st row).
@@ -258,11 +259,11 @@ void attention_case(const AttnCase& c, uint64_t seed) {
         "mla_sparse_attention " + c.label + " FP8 cache == BF16 cache bit for bit");
 }
 
-void absorb_checks(int64_t R, int H, int dn, int dr, int dv, int C, bool bf16_w, uint64_t seed) {
+void absorb_checks(int64_t R, int H, int dn, int dr, int dv, int C, bool bf16_w, bool strided, uint64_t seed) {
   std::mt19937_64 rng(seed);
   const int dq = dn + dr;
   const std::string tag = "R=" + std::to_string(R) + " H=" + std::to_string(H) + " C=" + std::to_string(C) +
-                          (bf16_w ? " bf16 w" : " f32 w");
+                          (bf16_w ? " bf16 w" : " f32 w") + (strided ? " kv_b view" : "");
   std::vector<float> q = bf16_values(size_t(R * H * dq), -2.f, 2.f, rng);
   std::vector<float> wuk = bf16_values(size_t(H) * dn * C, -0.1f, 0.1f, rng);
   std::vector<float> wuv = bf16_values(size_t(H) * dv * C, -0.1f, 0.1f, rng);
@@ -272,10 +273,22 @@ void absorb_checks(int64_t R, int H, int dn, int dr, int dv, int C, bool bf16_w,
     for (size_t i = 0; i < v.size(); ++i) b[i] = ds::f32_to_bf16(v[i]);
     return b;
   };
-  DevBuf<uint16_t> d_wuk_b(to_bf16(wuk)), d_wuv_b(to_bf16(wuv));
-  DevBuf<float> d_wuk_f(wuk), d_wuv_f(wuv);
-  ds::cuda::AbsorbWeightDev wk{bf16_w ? static_cast<const void*>(d_wuk_b.p) : d_wuk_f.p, bf16_w, H, dn, C};
-  ds::cuda::AbsorbWeightDev wv{bf16_w ? static_cast<const void*>(d_wuv_b.p) : d_wuv_f.p, bf16_w, H, dv, C};
+  // kv_b layout [H, dn + dv, C] (W_UK rows then W_UV rows per head), read through strided views when
+  // `strided`, else separate contiguous [H, dn, C] / [H, dv, C] copies.
+  std::vector<float> kvb(size_t(H) * (dn + dv) * C);
+  for (int h = 0; h < H; ++h) {
+    std::copy_n(wuk.data() + size_t(h) * dn * C, size_t(dn) * C, kvb.data() + size_t(h) * (dn + dv) * C);
+    std::copy_n(wuv.data() + size_t(h) * dv * C, size_t(dv) * C, kvb.data() + (size_t(h) * (dn + dv) + dn) * C);
+  }
+  DevBuf<uint16_t> d_wuk_b(to_bf16(wuk)), d_wuv_b(to_bf16(wuv)), d_kvb_b(to_bf16(kvb));
+  DevBuf<float> d_wuk_f(wuk), d_wuv_f(wuv), d_kvb_f(kvb);
+  const int64_t hs = int64_t(dn + dv) * C;
+  ds::cuda::AbsorbWeightDev wk{bf16_w ? static_cast<const void*>(d_wuk_b.p) : d_wuk_f.p, bf16_w, H, dn, C, 0};
+  ds::cuda::AbsorbWeightDev wv{bf16_w ? static_cast<const void*>(d_wuv_b.p) : d_wuv_f.p, bf16_w, H, dv, C, 0};
+  if (strided) {
+    wk = {bf16_w ? static_cast<const void*>(d_kvb_b.p) : d_kvb_f.p, bf16_w, H, dn, C, hs};
+    wv = {bf16_w ? static_cast<const void*>(d_kvb_b.p + size_t(dn) * C) : d_kvb_f.p + size_t(dn) * C, bf16_w, H, dv, C, hs};
+  }
   DevBuf<float> d_q(q), d_ol(ol), d_qlat(size_t(R * H * C)), d_qpe(size_t(R * H * dr)), d_out(size_t(R * H * dv));
   // Twin: the loops of ds::mla_attend (src/model/mla.cpp).
   std::vector<float> ref_q(size_t(R * H * C), 0.f), ref_o(size_t(R * H * dv));
@@ -387,10 +400,11 @@ int main(int argc, char** argv) {
       for (int r = 0; r < 1024; ++r) c.n.push_back(r + 1);
       attention_case(c, 40);
     }
-    absorb_checks(3, 4, 16, 8, 24, 128, false, 50);
-    absorb_checks(11, 4, 16, 8, 24, 128, true, 51);
-    absorb_checks(1, 128, 128, 64, 128, 512, true, 52);
-    absorb_checks(64, 128, 128, 64, 128, 512, true, 53);
+    absorb_checks(3, 4, 16, 8, 24, 128, false, false, 50);
+    absorb_checks(11, 4, 16, 8, 24, 128, true, false, 51);
+    absorb_checks(5, 4, 16, 8, 24, 128, false, true, 54);
+    absorb_checks(1, 128, 128, 64, 128, 512, true, false, 52);
+    absorb_checks(64, 128, 128, 64, 128, 512, true, true, 53);
     if (!no_bench) {
       std::vector<std::pair<std::string, AttnCase>> cases;
       for (int64_t B : {1, 8, 64, 128}) {
