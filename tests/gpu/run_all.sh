@@ -27,6 +27,8 @@ declare -A SOURCES=(
   [gpu_argmax]="src/kernels/cuda_check.h src/kernels/argmax.cu src/kernels/argmax.h tests/gpu/gpu_argmax.cpp tests/gpu/gpu_test_util.h"
   [gpu_gemm_fp8_any_m]="src/kernels/cuda_check.h src/kernels/act_quant.cu src/kernels/act_quant.h src/kernels/gemm_fp8.cu src/kernels/gemm_fp8.h src/kernels/gemm_fp8_small_m.h tests/gpu/gpu_gemm_fp8_any_m.cpp tests/gpu/gpu_test_util.h"
   [gpu_gemm_dense]="src/kernels/cuda_check.h src/kernels/gemm_dense.cu src/kernels/gemm_dense.h tests/gpu/gpu_gemm_dense.cpp tests/gpu/gpu_test_util.h"
+  [gpu_mla_attention]="src/kernels/cuda_check.h src/kernels/mla_cache.cu src/kernels/mla_cache.h src/kernels/mla_attention.cu src/kernels/mla_attention.h src/kernels/mla_attention_tc.cu src/kernels/mla_attention_tc.h tests/gpu/gpu_mla_attention.cpp tests/gpu/gpu_test_util.h"
+  [gpu_indexer]="src/kernels/cuda_check.h src/kernels/mla_cache.cu src/kernels/mla_cache.h src/kernels/indexer.cu src/kernels/indexer.h tests/gpu/gpu_indexer.cpp tests/gpu/gpu_test_util.h"
   [gpu_moe_experts]="src/kernels/cuda_check.h src/kernels/act_quant.cu src/kernels/act_quant.h src/kernels/gemm_fp8.cu src/kernels/gemm_fp8.h src/kernels/gemm_fp8_small_m.h src/kernels/moe_experts.cu src/kernels/moe_experts.h tests/gpu/gpu_moe_experts.cpp tests/gpu/gpu_test_util.h"
 )
 DEVICE_LINE="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null), nvcc $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
