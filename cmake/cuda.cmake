@@ -53,6 +53,13 @@ if(DEEPSERVE_HAVE_CUDA)
   target_link_libraries(deepserve_cuda PUBLIC CUDA::cudart_static)
   target_compile_definitions(deepserve_cuda PUBLIC DEEPSERVE_HAVE_CUDA=1)
 
+  # CUDA model runner (src/cuda/*.cpp, docs/cuda.md "Model runner"): host C++20 over the kernels.
+  # It registers the "cuda" device backend at static initialization (src/engine/device_backend.h),
+  # so executables link it whole-archive through deepserve_link_cuda_runner().
+  file(GLOB ds_cuda_runner_srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/*.cpp)
+  add_library(ds_cuda_runner STATIC ${ds_cuda_runner_srcs})
+  target_link_libraries(ds_cuda_runner PUBLIC deepserve_cuda ds_engine ds_model CUDA::cudart_static)
+
   # GPU test drivers: tests/gpu/gpu_*.{cu,cpp}, one executable each, in <build>/gpu/. Built with
   # `all` so CI compiles them; not added to ctest. They must run on the device machine without
   # the Debian shared libraries of this machine: static cudart, static libstdc++, --as-needed
@@ -67,11 +74,23 @@ if(DEEPSERVE_HAVE_CUDA)
     add_executable(${t} ${src})
     deepserve_cuda_flags(${t})
     target_link_libraries(${t} PRIVATE deepserve_cuda ds_kernels_cpu CUDA::cudart_static)
+    if(t STREQUAL "gpu_model")  # the whole-model driver: the runner + the CPU engine (needs lib/ of .so files)
+      target_link_libraries(${t} PRIVATE $<LINK_LIBRARY:WHOLE_ARCHIVE,ds_cuda_runner> ds_engine ds_model ds_tools)
+    endif()
     target_link_options(${t} PRIVATE -Wl,--as-needed -static-libstdc++ -static-libgcc)
     set_target_properties(${t} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/gpu)
     target_compile_definitions(${t} PRIVATE DEEPSERVE_SOURCE_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
   endforeach()
 endif()
+
+# Links the CUDA runner into an executable when it exists (whole-archive: its static registration of
+# the "cuda" device backend must be kept). A CPU-only build links nothing.
+function(deepserve_link_cuda_runner t)
+  if(TARGET ds_cuda_runner)
+    target_link_libraries(${t} PRIVATE $<LINK_LIBRARY:WHOLE_ARCHIVE,ds_cuda_runner>)
+    target_compile_definitions(${t} PRIVATE DEEPSERVE_CUDA_RUNNER=1)
+  endif()
+endfunction()
 
 # D33: committed GPU results (bench/gpu/*.md) name the sources they measured and their sha256; this
 # CPU-only check fails once those sources change without a new measurement. Runs in CI.

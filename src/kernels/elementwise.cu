@@ -166,6 +166,11 @@ __global__ void add_to_bf16_kernel(const float* a, const float* b, int64_t n, ui
   out[i] = f32_to_bf16_bits(b ? __fadd_rn(a[i], b[i]) : a[i]);
 }
 
+__global__ void round_kernel(float* x, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] = rbf(x[i]);
+}
+
 __global__ void bf16_to_f32_kernel(const uint16_t* x, int64_t n, float* y) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) y[i] = bf16_bits_to_f32(x[i]);
@@ -267,6 +272,14 @@ void add_to_bf16(const float* a, const float* b, int64_t n, uint16_t* out, cudaS
   if (n == 0) return;
   add_to_bf16_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(a, b, n, out);
   DS_CUDA_CHECK_LAUNCH("add_to_bf16");
+}
+
+void round_to_bf16(float* x, int64_t n, cudaStream_t stream) {
+  need(x != nullptr, "round_to_bf16", "null x");
+  need(n >= 0, "round_to_bf16", "n must be >= 0");
+  if (n == 0) return;
+  round_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(x, n);
+  DS_CUDA_CHECK_LAUNCH("round_to_bf16");
 }
 
 void bf16_to_f32(const uint16_t* x, int64_t n, float* y, cudaStream_t stream) {

@@ -51,6 +51,10 @@ void swiglu(const float* g, const float* u, int64_t n, float* h, bool bf16_out, 
 /// routed sum with the shared expert (spec 6.9, moe.cpp) and F32 -> BF16 conversion (RNE).
 void add_to_bf16(const float* a, const float* b, int64_t n, uint16_t* out, cudaStream_t stream);
 
+/// x[i] <- bf16(x[i]) in place (F32 storage, round to nearest even): the runner's rounding of the
+/// attention output o_lat (mla.cpp: m.rnd(o_lat)).
+void round_to_bf16(float* x, int64_t n, cudaStream_t stream);
+
 /// y[i] = float(x[i]) for BF16 bits x (exact).
 void bf16_to_f32(const uint16_t* x, int64_t n, float* y, cudaStream_t stream);
 

@@ -19,6 +19,7 @@
 #include "model/deepseek_v32.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
+#include "server/serve_device.h"
 #include "server/server_args.h"
 #include "tools/commands.h"
 #include "tools/make_model.h"
@@ -116,9 +117,12 @@ int run(const ServerArgs& args) {
   std::string tok_path = args.tokenizer_path.empty() ? model_dir : args.tokenizer_path;
   auto tokenizer = fs::is_directory(tok_path) ? Tokenizer::for_model_dir(tok_path) : Tokenizer::load(tok_path);
 
-  spdlog::info("loading {} (numerics {})", model_dir, args.numerics);
-  std::shared_ptr<DeepseekV32> model = DeepseekV32::load(model_dir, parse_numerics(args.numerics));
-  const ModelConfig& cfg = model->config();
+  const std::string device = resolve_device(args);
+  const ModelConfig pre_cfg = ModelConfig::load(model_dir);
+  const int want_ctx = args.context_length > 0 ? std::min(args.context_length, pre_cfg.max_position_embeddings)
+                                               : pre_cfg.max_position_embeddings;
+  ServeModel sm = load_serve_model(args, device, model_dir, want_ctx);
+  const ModelConfig& cfg = sm.config;
   int ctx_len = cfg.max_position_embeddings;
   if (args.context_length > 0) {
     if (args.context_length > cfg.max_position_embeddings)
@@ -160,7 +164,9 @@ int run(const ServerArgs& args) {
   eo.max_prefill_tokens = args.max_prefill_tokens;
   eo.policy = parse_schedule_policy(args.schedule_policy);
   eo.disable_radix_cache = args.disable_radix_cache;
-  {
+  if (sm.kv_tokens > 0) {
+    eo.max_total_tokens = sm.kv_tokens;  // device pool: sized by the backend from --mem-fraction-static
+  } else {
     // CPU KV pool: --max-total-tokens, else 4 contexts capped at 1 GiB of KV (and >= one context).
     const int64_t per_token = int64_t(cfg.num_hidden_layers) *
                               (cfg.kv_lora_rank + cfg.qk_rope_head_dim + cfg.index_head_dim + 1) * 4;
@@ -169,7 +175,7 @@ int run(const ServerArgs& args) {
     spdlog::info("KV pool: {} tokens in pages of {} ({} MiB), radix cache {}, schedule policy {}", eo.max_total_tokens,
                  eo.page_size, eo.max_total_tokens * per_token >> 20, eo.disable_radix_cache ? "off" : "on", args.schedule_policy);
   }
-  Engine engine(make_deepseek_executor(model), eo);
+  Engine engine(std::move(sm.executor), eo);
   ctx.engine = &engine;
   engine.start();
 

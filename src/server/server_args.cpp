@@ -40,7 +40,7 @@ const std::vector<FlagSpec>& serve_flag_table() {
       {"--tool-call-parser", K::Value, "", E::Checked, "deepseekv32 (DSML; V3.2 encoder) | deepseekv31 (V3.1 format encoder, D7)"},
       {"--debug-inject-output", K::Switch, "false", E::Checked, "test hook: a request's debug_model_text replaces sampling; refused unless DEEPSERVE_ALLOW_TEST_HOOKS=1"},
       // Device and numerics (deepserve's own).
-      {"--device", K::Value, "cpu", E::Checked, "cpu (CUDA is not built yet)"},
+      {"--device", K::Value, "auto", E::Checked, "cuda | cpu (auto: cuda when the build has the CUDA runner and a GPU is present, else cpu)"},
       {"--numerics", K::Value, "official", E::Checked, "official | exact (D23)"},
       // Parallelism.
       {"--tp,--tp-size", K::Value, "1", E::Checked, "tensor parallel size; only 1"},
@@ -58,7 +58,8 @@ const std::vector<FlagSpec>& serve_flag_table() {
       {"--disaggregation-mode", K::Value, "null", E::Checked, "null only (no prefill/decode disaggregation)"},
       // Memory, batching, kernels.
       {"--page-size", K::Value, "64", E::Honoured, "tokens per KV page (paged KV pool and radix-cache granularity)"},
-      {"--mem-fraction-static", K::Value, "", E::NoEffect, "no device memory pool on the CPU backend"},
+      {"--mem-fraction-static", K::Value, "", E::Checked, "cuda: fraction of GPU memory for weights + KV pool (default 0.85); cpu: no effect"},
+      {"--load-format", K::Value, "auto", E::Checked, "auto | dummy (cuda: random weights of config.json's shapes made on the GPU, no safetensors read)"},
       {"--max-running-requests", K::Value, "64", E::Honoured, "cap on requests in one batch (later ones wait)"},
       {"--max-total-tokens", K::Value, "", E::Honoured, "KV pool size in tokens (CPU; default: 4 x context length, at most 1 GiB of KV)"},
       {"--chunked-prefill-size", K::Value, "8192", E::Honoured, "most prompt tokens of one request per step (-1: no chunking)"},
@@ -66,7 +67,7 @@ const std::vector<FlagSpec>& serve_flag_table() {
       {"--disable-radix-cache", K::Switch, "false", E::Honoured, "no prefix sharing between requests"},
       {"--cuda-graph-max-bs", K::Value, "", E::NoEffect, "no CUDA graphs on the CPU backend"},
       {"--cuda-graph-bs", K::Value, "", E::NoEffect, "no CUDA graphs on the CPU backend"},
-      {"--kv-cache-dtype", K::Value, "auto", E::Checked, "auto | bf16 | bfloat16 | fp8_e4m3 (the CPU cache format follows --numerics)"},
+      {"--kv-cache-dtype", K::Value, "auto", E::Checked, "auto | bf16 | bfloat16 | fp8_e4m3 (cuda: the MLA cache record, spec 8.1; cpu: follows --numerics)"},
       {"--attention-backend", K::Value, "auto", E::Checked, "auto | nsa | dsa (the CPU backend runs DSA attention)"},
       {"--nsa-prefill-backend,--dsa-prefill-backend", K::Value, "", E::NoEffect, "CUDA kernel choice; the CPU backend has one implementation"},
       {"--nsa-decode-backend,--dsa-decode-backend", K::Value, "", E::NoEffect, "CUDA kernel choice; the CPU backend has one implementation"},
@@ -203,7 +204,20 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
 
   // Device, numerics, parallelism.
   a.device = val("--device");
-  one_of("--device", a.device, {"cpu"}, "supported: cpu (the CUDA backend is not built yet)");
+  one_of("--device", a.device, {"auto", "cuda", "cpu"}, "supported: cuda, cpu (auto: cuda when a GPU is present)");
+  if (a.device == "auto") a.device.clear();
+  a.load_format = val("--load-format");
+  one_of("--load-format", a.load_format, {"auto", "dummy"}, "supported: auto, dummy");
+  if (given("--mem-fraction-static")) {
+    const std::string& v = val("--mem-fraction-static");
+    char* end = nullptr;
+    const double f = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !(f > 0.0 && f < 1.0))
+      throw ArgsError("--mem-fraction-static " + v + ": expected a number in (0, 1)");
+    a.mem_fraction_static = f;
+    if (a.device != "cuda")
+      a.notes.push_back("--mem-fraction-static applies to --device cuda only (the CPU KV pool follows --max-total-tokens)");
+  }
   a.numerics = val("--numerics");
   one_of("--numerics", a.numerics, {"official", "exact"}, "supported: official, exact");
   for (const char* f : {"--tp", "--dp", "--ep", "--pp"}) {
@@ -216,8 +230,9 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
   one_of("--disaggregation-mode", val("--disaggregation-mode"), {"null", ""}, "supported: null (no PD disaggregation)");
   one_of("--kv-cache-dtype", val("--kv-cache-dtype"), {"auto", "bf16", "bfloat16", "fp8_e4m3"},
          "supported for DSA models: auto, bf16, bfloat16, fp8_e4m3");
-  if (given("--kv-cache-dtype"))
-    a.notes.push_back("--kv-cache-dtype accepted without effect: the CPU cache format follows --numerics");
+  a.kv_cache_dtype = val("--kv-cache-dtype");
+  if (given("--kv-cache-dtype") && a.device != "cuda")
+    a.notes.push_back("--kv-cache-dtype applies to --device cuda only (the CPU cache format follows --numerics)");
   one_of("--attention-backend", val("--attention-backend"), {"auto", "nsa", "dsa"}, "supported: auto, nsa, dsa");
   if (given("--attention-backend"))
     a.notes.push_back("--attention-backend accepted without effect: the CPU backend has one DSA implementation");

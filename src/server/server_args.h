@@ -53,7 +53,10 @@ struct ServerArgs {
   bool log_requests = false;
   int log_requests_level = 2;
   std::string numerics = "official";  // official | exact (D23)
-  std::string device = "cpu";
+  std::string device;  // cuda | cpu; empty: auto (cuda when the CUDA runner and a GPU exist, else cpu)
+  std::string load_format = "auto";    // auto | dummy (cuda only: random weights made on the device)
+  double mem_fraction_static = 0.0;    // 0: the CUDA runner's default (0.85); cuda only
+  std::string kv_cache_dtype = "auto";  // auto | bf16 | bfloat16 | fp8_e4m3 (cuda: MLA cache record)
   std::string sampling_defaults = "model";  // model (generation_config.json) | openai
   int stream_interval = 1;
   std::string reasoning_parser;
@@ -70,7 +73,7 @@ struct ServerArgs {
 /// Parses argv (argv[0] = "serve") against the table and validates values. Throws ArgsError
 /// naming the flag for unknown flags, malformed values and values deepserve cannot honour
 /// (tp/dp/ep/pp/nnodes > 1, a --model-path that is not a directory, --speculative-algorithm,
-/// --chat-template, --device other than cpu, ...).
+/// --chat-template, --device other than cuda/cpu, ...).
 ServerArgs parse_server_args(int argc, const char* const* argv);
 
 }  // namespace ds

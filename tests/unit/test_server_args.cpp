@@ -99,7 +99,10 @@ TEST(ServerArgs, RefusalsNameTheFlag) {
   EXPECT_EQ(refusal({"--speculative-algorithm", "EAGLE"}),
             "--speculative-algorithm EAGLE: not supported; speculative decoding (MTP/EAGLE) is not implemented yet (omit the flag)");
   EXPECT_EQ(refusal({"--model-path", "deepseek-ai/DeepSeek-V3.2"}).rfind("--model-path deepseek-ai/DeepSeek-V3.2: not a directory", 0), 0u);
-  EXPECT_EQ(refusal({"--device", "cuda"}), "--device cuda: not supported; supported: cpu (the CUDA backend is not built yet)");
+  EXPECT_EQ(refusal({"--device", "tpu"}), "--device tpu: not supported; supported: cuda, cpu (auto: cuda when a GPU is present)");
+  EXPECT_EQ(refusal({"--load-format", "pt"}), "--load-format pt: not supported; supported: auto, dummy");
+  EXPECT_EQ(refusal({"--mem-fraction-static", "1.5"}), "--mem-fraction-static 1.5: expected a number in (0, 1)");
+  EXPECT_EQ(refusal({"--mem-fraction-static", "0.5x"}), "--mem-fraction-static 0.5x: expected a number in (0, 1)");
   EXPECT_EQ(refusal({"--numerics", "fast"}), "--numerics fast: not supported; supported: official, exact");
   EXPECT_EQ(refusal({"--kv-cache-dtype", "fp8_e5m2"}),
             "--kv-cache-dtype fp8_e5m2: not supported; supported for DSA models: auto, bf16, bfloat16, fp8_e4m3");
@@ -111,6 +114,23 @@ TEST(ServerArgs, RefusalsNameTheFlag) {
   EXPECT_EQ(refusal({"--port", "70000"}), "--port 70000: expected an integer in [0, 65535]");
   EXPECT_EQ(refusal({"--context-length", "abc"}), "--context-length abc: expected an integer in [2, 1073741824]");
   EXPECT_NE(refusal({"--no-such-flag"}).find("--no-such-flag"), std::string::npos);
+}
+
+TEST(ServerArgs, DeviceFlags) {
+  auto d = parse({});
+  EXPECT_EQ(d.device, "");  // auto
+  EXPECT_EQ(d.load_format, "auto");
+  EXPECT_EQ(d.mem_fraction_static, 0.0);
+  EXPECT_EQ(d.kv_cache_dtype, "auto");
+  auto a = parse({"--device", "cuda", "--load-format", "dummy", "--mem-fraction-static", "0.7", "--kv-cache-dtype",
+                  "fp8_e4m3"});
+  EXPECT_EQ(a.device, "cuda");
+  EXPECT_EQ(a.load_format, "dummy");
+  EXPECT_EQ(a.mem_fraction_static, 0.7);
+  EXPECT_EQ(a.kv_cache_dtype, "fp8_e4m3");
+  EXPECT_TRUE(a.notes.empty());  // honoured with --device cuda: no "applies to cuda only" notes
+  EXPECT_EQ(parse({"--device", "cpu"}).device, "cpu");
+  EXPECT_EQ(parse({"--device", "auto"}).device, "");
 }
 
 TEST(ServerArgs, TableHasEverySection5Flag) {

@@ -1,0 +1,399 @@
+// GPU forward over a paged BatchPlan (see cuda_model.h). The op sequence and every rounding point
+// are those of the CPU official mode; comments name the CPU line each step mirrors.
+#include "cuda/cuda_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/device_memory.h"
+#include "kernels/act_quant.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/elementwise.h"
+#include "kernels/indexer.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/router.h"
+
+namespace ds::cuda {
+
+namespace {
+
+/// Device pointers of one step's activations (sized by StepShape; a dry pass with a null arena
+/// base only measures).
+struct StepBufs {
+  // inputs (one H2D copy)
+  int32_t *tokens, *slots, *pages, *n_keys, *n_attn, *logit_rows;
+  int64_t* pos;
+  // residual stream and norms (BF16 bits) and the F32 copy of the normed input
+  uint16_t *resid, *f, *xb, *ob;
+  float* xf;
+  // FP8 activation quantization of a linear input
+  uint8_t* xq;
+  float* xs;
+  // MLA
+  float *qr, *q, *ckv, *q_lat, *q_pe, *o_lat, *ao, *of;
+  // indexer
+  float *k, *ks, *qi, *qis, *wraw, *wj;
+  uint8_t *kq, *qiq;
+  int32_t* idx;
+  void* idx_ws;
+  size_t idx_ws_bytes;
+  // FFN
+  float *g, *u, *y, *rlogits, *wts, *moe_out, *ysh;
+  int32_t* ids;
+  void* moe_ws;
+  size_t moe_ws_bytes;
+  // head
+  float *hf, *logits;
+};
+
+struct StepShape {
+  int64_t R = 0, NL = 0, max_pages = 1, max_keys = 1;
+};
+
+}  // namespace
+
+struct CudaModel::Impl {
+  cudaStream_t stream = nullptr;
+  DevMem freqs;                 // [rope/2] F32 YaRN frequencies
+  DevMem kv_mla, kv_idx, kv_scale;
+  int64_t slot_bytes = 0;
+  DevMem step;                  // activations
+  DevMem inputs;                // step inputs
+  PinnedMem h_inputs, h_logits;
+  int64_t max_inter = 0, max_k = 0;
+  int n_freq = 0;
+
+  StepBufs plan(StepArena& a, const ModelConfig& c, const StepShape& s) const {
+    StepBufs b{};
+    const int64_t R = s.R, D = c.hidden_size, H = c.num_attention_heads, C = c.kv_lora_rank;
+    const int64_t dr = c.qk_rope_head_dim, dq = c.qk_head_dim(), Hi = c.index_n_heads, Di = c.index_head_dim;
+    b.resid = a.take<uint16_t>(R * D);
+    b.f = a.take<uint16_t>(R * D);
+    b.xb = a.take<uint16_t>(R * D);
+    b.ob = a.take<uint16_t>(R * D);
+    b.xf = a.take<float>(R * D);
+    b.xq = a.take<uint8_t>(R * max_k);
+    b.xs = a.take<float>(R * max_k / 128 + 1);
+    b.qr = a.take<float>(R * c.q_lora_rank);
+    b.q = a.take<float>(R * H * dq);
+    b.ckv = a.take<float>(R * (C + dr));
+    b.q_lat = a.take<float>(R * H * C);
+    b.q_pe = a.take<float>(R * H * dr);
+    b.o_lat = a.take<float>(R * H * C);
+    b.ao = a.take<float>(R * H * c.v_head_dim);
+    b.of = a.take<float>(R * D);
+    b.k = a.take<float>(R * Di);
+    b.ks = a.take<float>(R);
+    b.kq = a.take<uint8_t>(R * Di);
+    b.qi = a.take<float>(R * Hi * Di);
+    b.qiq = a.take<uint8_t>(R * Hi * Di);
+    b.qis = a.take<float>(R * Hi);
+    b.wraw = a.take<float>(R * Hi);
+    b.wj = a.take<float>(R * Hi);
+    b.idx = a.take<int32_t>(R * c.index_topk);
+    b.idx_ws_bytes = indexer_workspace_bytes(R, s.max_keys);
+    b.idx_ws = a.take<uint8_t>(int64_t(b.idx_ws_bytes));
+    b.g = a.take<float>(R * max_inter);
+    b.u = a.take<float>(R * max_inter);
+    b.y = a.take<float>(R * D);
+    const int E = std::max(c.n_routed_experts, 1), K = std::max(c.num_experts_per_tok, 1);
+    b.rlogits = a.take<float>(R * E);
+    b.ids = a.take<int32_t>(R * K);
+    b.wts = a.take<float>(R * K);
+    b.moe_out = a.take<float>(R * D);
+    b.ysh = a.take<float>(R * D);
+    b.moe_ws_bytes = c.n_routed_experts > 0 ? moe_workspace_bytes(R, K, D, c.moe_intermediate_size) : 0;
+    b.moe_ws = a.take<uint8_t>(int64_t(b.moe_ws_bytes));
+    b.hf = a.take<float>(s.NL * D);
+    b.logits = a.take<float>(s.NL * c.vocab_size);
+    return b;
+  }
+};
+
+CudaModel::CudaModel(std::unique_ptr<DeviceWeights> w, KvCacheDtype kv_dtype)
+    : w_(std::move(w)), kv_dtype_(kv_dtype), impl_(std::make_unique<Impl>()) {
+  if (!w_) throw std::invalid_argument("CudaModel: weights are null");
+  const ModelConfig& c = w_->config();
+  if (c.index_head_dim != 128)
+    throw std::invalid_argument("CUDA runner: official numerics need index_head_dim 128 (spec 5.2)");
+  if (c.kv_lora_rank % 128 != 0)
+    throw std::invalid_argument("CUDA runner: kv_lora_rank must be a multiple of 128 (FP8 latent groups)");
+  Impl& m = *impl_;
+  DS_CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
+  cpu::YarnParams y;
+  y.enabled = c.rope_scaling.enabled;
+  y.factor = c.rope_scaling.factor;
+  y.original_max_position_embeddings = c.rope_scaling.original_max_position_embeddings;
+  y.beta_fast = c.rope_scaling.beta_fast;
+  y.beta_slow = c.rope_scaling.beta_slow;
+  const std::vector<float> f = cpu::rope_frequencies(c.qk_rope_head_dim, c.rope_theta, y);
+  m.n_freq = int(f.size());
+  m.freqs.ensure(f.size() * 4);
+  DS_CUDA_CHECK(cudaMemcpy(m.freqs.as(), f.data(), f.size() * 4, cudaMemcpyHostToDevice));
+  m.slot_bytes = mla_slot_bytes(kv_dtype, c.kv_lora_rank, c.qk_rope_head_dim);
+  m.max_inter = std::max<int64_t>({c.intermediate_size, int64_t(c.n_shared_experts) * c.moe_intermediate_size,
+                                   c.moe_intermediate_size, 1});
+  m.max_k = std::max<int64_t>({c.hidden_size, c.q_lora_rank, int64_t(c.num_attention_heads) * c.v_head_dim,
+                               m.max_inter});
+}
+
+CudaModel::~CudaModel() {
+  if (impl_ && impl_->stream) cudaStreamDestroy(impl_->stream);
+}
+
+int64_t CudaModel::kv_bytes_per_token() const {
+  const ModelConfig& c = w_->config();
+  return int64_t(c.num_hidden_layers) * (impl_->slot_bytes + c.index_head_dim + 4);
+}
+
+void CudaModel::init_kv_pool(int page_size, int64_t num_pages) {
+  if (page_size < 1) throw std::invalid_argument("--page-size: must be >= 1");
+  if (num_pages < 1) throw std::invalid_argument("--max-total-tokens: the KV pool needs at least one page");
+  const int64_t slots = int64_t(page_size) * num_pages;
+  if (slots >= (int64_t(1) << 31))
+    throw std::invalid_argument("--max-total-tokens: a KV pool above 2^31 slots is not supported");
+  const ModelConfig& c = w_->config();
+  Impl& m = *impl_;
+  const int64_t L = c.num_hidden_layers;
+  m.kv_mla.release();
+  m.kv_idx.release();
+  m.kv_scale.release();
+  m.kv_mla.ensure(size_t(L * slots * m.slot_bytes));
+  m.kv_idx.ensure(size_t(L * slots * c.index_head_dim));
+  m.kv_scale.ensure(size_t(L * slots * 4));
+  DS_CUDA_CHECK(cudaMemset(m.kv_mla.as(), 0, m.kv_mla.bytes()));
+  DS_CUDA_CHECK(cudaMemset(m.kv_idx.as(), 0, m.kv_idx.bytes()));
+  DS_CUDA_CHECK(cudaMemset(m.kv_scale.as(), 0, m.kv_scale.bytes()));
+  page_size_ = page_size;
+  num_pages_ = num_pages;
+}
+
+namespace {
+
+// y = official linear(x) (spec 9.1/9.2, ModelCore::lin): FP8 weight -> UE8M0 activation quant +
+// FP8 GEMM; dense weight -> FP32 GEMM; BF16 output either way.
+void linear(const float* x, int64_t M, const LinearDev& w, float* y, const StepBufs& b, cudaStream_t st) {
+  if (w.fp8) {
+    act_quant_ue8m0(x, QuantInType::F32, M, w.f8.cols, b.xq, b.xs, st);
+    gemm_fp8(b.xq, b.xs, M, w.f8, y, true, st);
+  } else {
+    gemm_dense(x, M, w.dense, y, true, st);
+  }
+}
+
+// moe.cpp swiglu(): out = down(bf16(silu(gate x) * up x)), BF16 output.
+void swiglu_ffn(const FfnDev& f, const float* x, int64_t R, float* out, const StepBufs& b, cudaStream_t st) {
+  const int64_t I = f.gate.rows();
+  linear(x, R, f.gate, b.g, b, st);
+  linear(x, R, f.up, b.u, b, st);
+  swiglu(b.g, b.u, R * I, b.g, true, st);
+  linear(b.g, R, f.down, out, b, st);
+}
+
+}  // namespace
+
+Logits CudaModel::forward(const BatchPlan& plan) {
+  const ModelConfig& c = w_->config();
+  Impl& m = *impl_;
+  cudaStream_t st = m.stream;
+  // Validate the whole plan before touching the pool (the rules of DeepseekV32::forward).
+  if (num_pages_ == 0) throw std::invalid_argument("CUDA runner: no KV pool (init_kv first)");
+  std::set<int32_t> written_pages;
+  StepShape s;
+  for (size_t i = 0; i < plan.segments.size(); ++i) {
+    const Segment& seg = plan.segments[i];
+    const std::string where = "batch plan segment " + std::to_string(i);
+    if (seg.tokens.empty()) throw std::invalid_argument(where + ": no tokens");
+    if (seg.start_pos < 0) throw std::invalid_argument(where + ": negative start_pos");
+    if (seg.cache) throw std::invalid_argument(where + ": the CUDA runner takes paged segments only (no private cache)");
+    const int64_t ps = page_size_, end = int64_t(seg.start_pos) + int64_t(seg.tokens.size());
+    if (int64_t(seg.page_table.size()) * ps < end)
+      throw std::invalid_argument(where + ": page table of " + std::to_string(seg.page_table.size()) +
+                                  " pages does not cover position " + std::to_string(end - 1));
+    for (int64_t p = 0; p < (end + ps - 1) / ps; ++p) {
+      const int32_t pg = seg.page_table[size_t(p)];
+      if (pg < 0 || pg >= num_pages_)
+        throw std::invalid_argument(where + ": page id " + std::to_string(pg) + " outside the pool [0, " +
+                                    std::to_string(num_pages_) + ")");
+      if (p >= seg.start_pos / ps && !written_pages.insert(pg).second)
+        throw std::invalid_argument(where + ": page " + std::to_string(pg) + " is written by two segments");
+    }
+    for (int32_t t : seg.tokens)
+      if (t < 0 || t >= c.vocab_size)
+        throw std::invalid_argument(where + ": token id " + std::to_string(t) + " outside the vocabulary [0, " +
+                                    std::to_string(c.vocab_size) + ")");
+    s.R += int64_t(seg.tokens.size());
+    s.NL += seg.all_logits ? int64_t(seg.tokens.size()) : 1;
+    s.max_pages = std::max<int64_t>(s.max_pages, (end + ps - 1) / ps);
+    s.max_keys = std::max<int64_t>(s.max_keys, end);
+  }
+  Logits out;
+  out.vocab = c.vocab_size;
+  out.row_begin.push_back(0);
+  if (s.R == 0) return out;
+  const int64_t R = s.R, NL = s.NL, D = c.hidden_size, H = c.num_attention_heads, C = c.kv_lora_rank;
+  const int64_t dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dq = c.qk_head_dim();
+  const int64_t Hi = c.index_n_heads, Di = c.index_head_dim, topk = c.index_topk;
+
+  // Host step inputs, packed into one pinned block (256-byte aligned pieces) and one H2D copy.
+  StepArena ia;
+  auto in_layout = [&](StepArena& a, StepBufs& b) {
+    b.tokens = a.take<int32_t>(R);
+    b.pos = a.take<int64_t>(R);
+    b.slots = a.take<int32_t>(R);
+    b.pages = a.take<int32_t>(R * s.max_pages);
+    b.n_keys = a.take<int32_t>(R);
+    b.n_attn = a.take<int32_t>(R);
+    b.logit_rows = a.take<int32_t>(NL);
+  };
+  StepBufs b{};
+  ia.reset(nullptr);
+  in_layout(ia, b);
+  const size_t in_bytes = ia.used();
+  m.h_inputs.ensure(in_bytes);
+  m.inputs.ensure(in_bytes);
+  {
+    uint8_t* h = m.h_inputs.as<uint8_t>();
+    auto off = [&](const void* dev) { return size_t(static_cast<const uint8_t*>(dev) - m.inputs.as<uint8_t>()); };
+    ia.reset(&m.inputs);
+    in_layout(ia, b);
+    int32_t* tokens = reinterpret_cast<int32_t*>(h + off(b.tokens));
+    int64_t* pos = reinterpret_cast<int64_t*>(h + off(b.pos));
+    int32_t* slots = reinterpret_cast<int32_t*>(h + off(b.slots));
+    int32_t* pages = reinterpret_cast<int32_t*>(h + off(b.pages));
+    int32_t* n_keys = reinterpret_cast<int32_t*>(h + off(b.n_keys));
+    int32_t* n_attn = reinterpret_cast<int32_t*>(h + off(b.n_attn));
+    int32_t* lrows = reinterpret_cast<int32_t*>(h + off(b.logit_rows));
+    int64_t r = 0, l = 0;
+    for (const Segment& seg : plan.segments) {
+      const int64_t np = (int64_t(seg.start_pos) + int64_t(seg.tokens.size()) + page_size_ - 1) / page_size_;
+      for (size_t i = 0; i < seg.tokens.size(); ++i, ++r) {
+        const int64_t p = seg.start_pos + int64_t(i);
+        tokens[r] = seg.tokens[i];
+        pos[r] = p;
+        slots[r] = int32_t(int64_t(seg.page_table[size_t(p / page_size_)]) * page_size_ + p % page_size_);
+        for (int64_t j = 0; j < s.max_pages; ++j) pages[r * s.max_pages + j] = j < np ? seg.page_table[size_t(j)] : 0;
+        n_keys[r] = int32_t(p + 1);
+        n_attn[r] = int32_t(std::min<int64_t>(p + 1, topk));
+        if (seg.all_logits || i + 1 == seg.tokens.size()) lrows[l++] = int32_t(r);
+      }
+      out.row_begin.push_back(int(l));
+    }
+    DS_CUDA_CHECK(cudaMemcpyAsync(m.inputs.as(), h, in_bytes, cudaMemcpyHostToDevice, st));
+  }
+  bool any_scored = false;
+  for (const Segment& seg : plan.segments)
+    any_scored = any_scored || int64_t(seg.start_pos) + int64_t(seg.tokens.size()) > topk;
+
+  // Activations.
+  StepArena sa;
+  sa.reset(nullptr);
+  StepBufs dry = m.plan(sa, c, s);
+  (void)dry;
+  m.step.ensure(sa.used());
+  sa.reset(&m.step);
+  StepBufs a = m.plan(sa, c, s);
+  a.tokens = b.tokens, a.pos = b.pos, a.slots = b.slots, a.pages = b.pages, a.n_keys = b.n_keys, a.n_attn = b.n_attn;
+  a.logit_rows = b.logit_rows;
+
+  const float eps = float(c.rms_norm_eps);
+  const float* freqs = m.freqs.as<float>();
+  const int nf = m.n_freq;
+  const int64_t slots_total = int64_t(page_size_) * num_pages_;
+  // 4.1 embedding (BF16 values, as dequantize_rows of the BF16 table).
+  embed_gather(w_->embed(), w_->embed_bf16(), a.tokens, R, D, a.resid, st);
+  for (int li = 0; li < c.num_hidden_layers; ++li) {
+    const LayerDev& L = w_->layers()[size_t(li)];
+    uint8_t* cache = m.kv_mla.as<uint8_t>() + size_t(li) * size_t(slots_total) * size_t(m.slot_bytes);
+    uint8_t* kcache = m.kv_idx.as<uint8_t>() + size_t(li) * size_t(slots_total) * size_t(Di);
+    float* kscale = m.kv_scale.as<float>() + size_t(li) * size_t(slots_total);
+    // 4.2: s = f + resid, resid <- bf16(s), x = bf16(RMSNorm(s)) (layer 0: no f).
+    add_rmsnorm_bf16(li == 0 ? nullptr : a.f, a.resid, L.attn_norm, R, D, eps, a.xb, st);
+    bf16_to_f32(a.xb, R * D, a.xf, st);
+    // mla.cpp 4.3.1-2: q path.
+    linear(a.xf, R, L.q_a, a.qr, a, st);
+    rmsnorm_f32(a.qr, c.q_lora_rank, L.q_a_norm, R, c.q_lora_rank, eps, a.qr, c.q_lora_rank, true, st);
+    linear(a.qr, R, L.q_b, a.q, a, st);
+    // 4.3.3-6: latent (RMSNorm, FP8 round trip) and the shared rope key; RoPE on q_pe.
+    linear(a.xf, R, L.kv_a, a.ckv, a, st);
+    rmsnorm_f32(a.ckv, C + dr, L.kv_a_norm, R, C, eps, a.ckv, C + dr, true, st);
+    fp8_round_trip(a.ckv, C + dr, R, C, st);
+    rope_apply(RopeView{a.ckv, RopeType::F32, R, 1, C + dr, 0, C}, a.pos, freqs, nf, RopeLayout::Interleaved, true, st);
+    rope_apply(RopeView{a.q, RopeType::F32, R, H, H * dq, dq, dn}, a.pos, freqs, nf, RopeLayout::Interleaved, true, st);
+    // indexer.cpp 5.2 steps 3-8: keys = FP8(Hadamard(RoPE(LayerNorm(wk x)))), into the rows' slots.
+    linear(a.xf, R, L.idx_wk, a.k, a, st);
+    layernorm_f32(a.k, L.idx_k_norm_w, L.idx_k_norm_b, R, Di, eps, a.k, true, st);
+    rope_apply(RopeView{a.k, RopeType::F32, R, 1, Di, 0, 0}, a.pos, freqs, nf, RopeLayout::HalfSplit, true, st);
+    hadamard_rows(a.k, R, int(Di), 1.0f / std::sqrt(float(Di)), true, st);
+    act_quant_ue8m0(a.k, QuantInType::F32, R, Di, a.kq, a.ks, st);
+    index_cache_store(a.kq, a.ks, R, int(Di), a.slots, kcache, kscale, st);
+    // 5.2 steps 1-2, 9-10: queries and head weights (only when some row has > index_topk keys).
+    if (any_scored) {
+      linear(a.qr, R, L.idx_wq_b, a.qi, a, st);
+      gemm_dense(a.xf, R, L.idx_weights_proj, a.wraw, false, st);  // FP32 (Nov demo)
+      rope_apply(RopeView{a.qi, RopeType::F32, R, Hi, Hi * Di, Di, 0}, a.pos, freqs, nf, RopeLayout::HalfSplit, true, st);
+      hadamard_rows(a.qi, R * Hi, int(Di), 1.0f / std::sqrt(float(Di)), true, st);
+      act_quant_ue8m0(a.qi, QuantInType::F32, R * Hi, Di, a.qiq, a.qis, st);
+      index_head_weights(a.wraw, a.qis, R * Hi, 1.0f / std::sqrt(float(Hi)), 1.0f / std::sqrt(float(Di)), a.wj, st);
+    }
+    IndexerArgs ia_args;
+    ia_args.q = a.qiq;
+    ia_args.w = a.wj;
+    ia_args.R = R;
+    ia_args.Hi = int(Hi);
+    ia_args.Di = int(Di);
+    ia_args.kcache = kcache;
+    ia_args.kscale = kscale;
+    ia_args.pages = a.pages;
+    ia_args.max_pages = int(s.max_pages);
+    ia_args.page_size = page_size_;
+    ia_args.n_keys = a.n_keys;
+    indexer_topk(ia_args, int(topk), s.max_keys, a.idx_ws, a.idx_ws_bytes, a.idx, st);
+    // 4.3.7: latent + k_pe into the rows' slots (before attention: rows of a chunk see each other).
+    mla_cache_store(a.ckv, R, int(C), int(dr), a.slots, kv_dtype_, cache, st);
+    // 4.7: absorbed attention over the selected (or all causal) slots.
+    mla_absorb_q(a.q, R, int(dq), L.w_uk, a.q_lat, a.q_pe, true, st);
+    mla_sparse_attention(a.q_lat, a.q_pe, R, int(H), int(C), int(dr), cache, kv_dtype_, a.idx, a.n_attn, int(topk),
+                         float(c.softmax_scale()), a.o_lat, st);
+    round_to_bf16(a.o_lat, R * H * C, st);
+    mla_absorb_out(a.o_lat, R, L.w_uv, a.ao, true, st);
+    // 4.8 output projection; then the FFN's fused residual norm.
+    linear(a.ao, R, L.o, a.of, a, st);
+    add_to_bf16(a.of, nullptr, R * D, a.ob, st);
+    add_rmsnorm_bf16(a.ob, a.resid, L.ffn_norm, R, D, eps, a.xb, st);
+    bf16_to_f32(a.xb, R * D, a.xf, st);
+    // moe.cpp: dense SwiGLU or routed experts + shared expert, rounded once to BF16.
+    if (!L.moe) {
+      swiglu_ffn(L.dense, a.xf, R, a.y, a, st);
+      add_to_bf16(a.y, nullptr, R * D, a.f, st);
+      continue;
+    }
+    if (!L.all_experts_fp8) throw std::runtime_error("CUDA runner: routed experts must be FP8 (moe_experts)");
+    gemm_dense(a.xf, R, L.router, a.rlogits, false, st);
+    RouterShape rs{c.n_routed_experts, c.n_group, c.topk_group, c.num_experts_per_tok, c.norm_topk_prob,
+                   float(c.routed_scaling_factor)};
+    moe_route(a.rlogits, L.router_bias, R, rs, a.ids, a.wts, st);
+    moe_experts(a.xf, R, a.ids, a.wts, c.num_experts_per_tok, L.experts, c.n_routed_experts, D, c.moe_intermediate_size,
+                a.moe_out, a.moe_ws, a.moe_ws_bytes, st);
+    if (L.has_shared) swiglu_ffn(L.shared, a.xf, R, a.ysh, a, st);
+    add_to_bf16(a.moe_out, L.has_shared ? a.ysh : nullptr, R * D, a.f, st);
+  }
+  // Final norm (all rows; only logit rows are read) and the FP32 head.
+  add_rmsnorm_bf16(a.f, a.resid, w_->final_norm(), R, D, eps, a.xb, st);
+  gather_bf16_rows_f32(a.xb, a.logit_rows, NL, D, a.hf, st);
+  gemm_dense(a.hf, NL, w_->lm_head(), a.logits, false, st);
+  const size_t lbytes = size_t(NL) * size_t(c.vocab_size) * 4;
+  m.h_logits.ensure(lbytes);
+  DS_CUDA_CHECK(cudaMemcpyAsync(m.h_logits.as(), a.logits, lbytes, cudaMemcpyDeviceToHost, st));
+  DS_CUDA_CHECK(cudaStreamSynchronize(st));
+  out.data.resize(size_t(NL) * size_t(c.vocab_size));
+  std::memcpy(out.data.data(), m.h_logits.as(), lbytes);
+  return out;
+}
+
+}  // namespace ds::cuda

@@ -1,0 +1,305 @@
+// Weight upload (checkpoint -> pinned staging -> device) and dummy weights made on the device
+// (see device_weights.h). One cudaMalloc for all weights: a dry pass sizes it, a second pass
+// assigns and fills.
+#include "cuda/device_weights.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "common/numeric.h"
+#include "common/safetensors.h"
+#include "cuda/device_memory.h"
+#include "kernels/elementwise.h"
+#include "model/tensor_names.h"
+#include "model/weights.h"
+
+namespace ds::cuda {
+
+struct DeviceWeights::Builder {
+  Builder(const ModelConfig& c, const ModelWeights* weights, uint64_t s = 1) : cfg(c), w(weights), seed(s) {}
+  const ModelConfig& cfg;
+  const ModelWeights* w = nullptr;  // null: dummy
+  uint64_t seed = 1;
+  uint8_t* base = nullptr;          // null: dry pass
+  size_t used = 0;
+  uint64_t tensor_id = 0;
+  cudaStream_t stream = nullptr;
+  // Upload state: two pinned halves, alternating, each guarded by an event.
+  PinnedMem staging;
+  cudaEvent_t ev[2] = {nullptr, nullptr};
+  int half = 0;
+  static constexpr size_t kHalf = size_t(32) << 20;
+  size_t uploaded = 0, next_log = size_t(1) << 30;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+
+  int64_t weight_bytes = 0;  // bytes of weight tensors (not the ExpertDev arrays)
+  uint8_t* take(size_t bytes, bool weight = true) {
+    if (weight) weight_bytes += int64_t(bytes);
+    const size_t off = used;
+    used += (bytes + 255) / 256 * 256;
+    return base ? base + off : nullptr;
+  }
+  void upload(void* dst, const void* src, size_t bytes) {
+    if (!base) return;
+    const uint8_t* s = static_cast<const uint8_t*>(src);
+    uint8_t* d = static_cast<uint8_t*>(dst);
+    for (size_t off = 0; off < bytes; off += kHalf) {
+      const size_t n = std::min(kHalf, bytes - off);
+      DS_CUDA_CHECK(cudaEventSynchronize(ev[half]));  // the previous copy out of this half is done
+      uint8_t* st = staging.as<uint8_t>() + size_t(half) * kHalf;
+      std::memcpy(st, s + off, n);
+      DS_CUDA_CHECK(cudaMemcpyAsync(d + off, st, n, cudaMemcpyHostToDevice, stream));
+      DS_CUDA_CHECK(cudaEventRecord(ev[half], stream));
+      half ^= 1;
+    }
+    uploaded += bytes;
+    if (uploaded >= next_log) {
+      const double s_el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      spdlog::info("weights: {:.1f} GB uploaded ({:.2f} GB/s)", uploaded / 1e9, uploaded / 1e9 / std::max(s_el, 1e-9));
+      next_log += size_t(1) << 30;
+    }
+  }
+  uint64_t next_seed() { return seed * 0x100000001b3ull + (++tensor_id) * 0x9e3779b97f4a7c15ull; }
+
+  // An FP8 or dense matrix [rows, cols]; `v` (checkpoint) or random (dummy).
+  LinearDev linear(const cpu::WeightView* v, int64_t rows, int64_t cols) {
+    LinearDev L;
+    const bool fp8 = v ? v->fp8() : cfg.fp8;
+    if (fp8) {
+      const int64_t sb = ((rows + 127) / 128) * ((cols + 127) / 128);
+      uint8_t* d = take(size_t(rows * cols));
+      float* sc = reinterpret_cast<float*>(take(size_t(sb) * 4));
+      L.fp8 = true;
+      L.f8 = Fp8WeightDev{d, sc, rows, cols};
+      if (!base) return L;
+      if (v) {
+        upload(d, v->data, size_t(rows * cols));
+        upload(sc, v->scale_inv, size_t(sb) * 4);
+      } else {
+        fill_random_fp8(d, rows * cols, next_seed(), stream);
+        fill_random_f32(sc, sb, 0, 0.f, float(1.0 / (258.7 * std::sqrt(double(cols)))), stream);
+      }
+      return L;
+    }
+    L.dense = dense(v, rows, cols);
+    return L;
+  }
+  DenseWeightDev dense(const cpu::WeightView* v, int64_t rows, int64_t cols) {
+    const bool bf16 = v ? v->dtype == DType::BF16 : true;
+    if (v && v->dtype != DType::BF16 && v->dtype != DType::F32)
+      throw std::runtime_error("CUDA runner: dense weight of unsupported dtype (expected BF16 or F32)");
+    const size_t bytes = size_t(rows * cols) * (bf16 ? 2 : 4);
+    uint8_t* d = take(bytes);
+    DenseWeightDev D{d, bf16, rows, cols};
+    if (!base) return D;
+    if (v) upload(d, v->data, bytes);
+    else fill_random_bf16(reinterpret_cast<uint16_t*>(d), rows * cols, next_seed(),
+                          float(std::sqrt(3.0 / double(cols))), stream);
+    return D;
+  }
+  // BF16 bits of a norm vector (checkpoint norms are BF16: exact); dummy: 1.
+  const uint16_t* norm_bf16(const std::vector<float>* v, int64_t n) {
+    uint16_t* d = reinterpret_cast<uint16_t*>(take(size_t(n) * 2));
+    if (!base) return d;
+    std::vector<uint16_t> h(size_t(n), ds::f32_to_bf16(1.0f));
+    if (v) {
+      int64_t inexact = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        h[size_t(i)] = ds::f32_to_bf16((*v)[size_t(i)]);
+        inexact += ds::bf16_to_f32(h[size_t(i)]) != (*v)[size_t(i)];
+      }
+      if (inexact) spdlog::warn("weights: a norm weight has {} non-BF16 values, rounded to BF16 on the device", inexact);
+    }
+    upload(d, h.data(), h.size() * 2);
+    return d;
+  }
+  const float* vec_f32(const std::vector<float>* v, int64_t n, float dummy_value) {
+    float* d = reinterpret_cast<float*>(take(size_t(n) * 4));
+    if (!base) return d;
+    if (v) upload(d, v->data(), size_t(n) * 4);
+    else fill_random_f32(d, n, 0, 0.f, dummy_value, stream);
+    return d;
+  }
+  AbsorbWeightDev absorb(const std::vector<float>* v, int H, int rows, int C) {
+    const int64_t n = int64_t(H) * rows * C;
+    uint16_t* d = reinterpret_cast<uint16_t*>(take(size_t(n) * 2));
+    AbsorbWeightDev A{d, true, H, rows, C};
+    if (!base) return A;
+    if (v) {
+      std::vector<uint16_t> h(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) h[size_t(i)] = ds::f32_to_bf16((*v)[size_t(i)]);  // BF16 values already
+      upload(d, h.data(), h.size() * 2);
+    } else {
+      fill_random_bf16(d, n, next_seed(), float(std::sqrt(3.0 / double(C))), stream);
+    }
+    return A;
+  }
+  FfnDev ffn(const FfnWeights* f, int64_t inter) {
+    const int64_t D = cfg.hidden_size;
+    FfnDev o;
+    o.gate = linear(f ? &f->gate : nullptr, inter, D);
+    o.up = linear(f ? &f->up : nullptr, inter, D);
+    o.down = linear(f ? &f->down : nullptr, D, inter);
+    return o;
+  }
+
+  void layer(int i, const LayerWeights* L, LayerDev& o) {
+    const ModelConfig& c = cfg;
+    const int64_t D = c.hidden_size, H = c.num_attention_heads;
+    o.attn_norm = norm_bf16(L ? &L->attn_norm : nullptr, D);
+    o.ffn_norm = norm_bf16(L ? &L->ffn_norm : nullptr, D);
+    o.q_a = linear(L ? &L->q_a : nullptr, c.q_lora_rank, D);
+    o.q_a_norm = vec_f32(L ? &L->q_a_norm : nullptr, c.q_lora_rank, 1.f);
+    o.q_b = linear(L ? &L->q_b : nullptr, H * c.qk_head_dim(), c.q_lora_rank);
+    o.kv_a = linear(L ? &L->kv_a : nullptr, c.kv_lora_rank + c.qk_rope_head_dim, D);
+    o.kv_a_norm = vec_f32(L ? &L->kv_a_norm : nullptr, c.kv_lora_rank, 1.f);
+    o.w_uk = absorb(L ? &L->w_uk : nullptr, int(H), c.qk_nope_head_dim, c.kv_lora_rank);
+    o.w_uv = absorb(L ? &L->w_uv : nullptr, int(H), c.v_head_dim, c.kv_lora_rank);
+    o.o = linear(L ? &L->o : nullptr, D, H * c.v_head_dim);
+    o.idx_wq_b = linear(L ? &L->idx_wq_b : nullptr, int64_t(c.index_n_heads) * c.index_head_dim, c.q_lora_rank);
+    o.idx_wk = linear(L ? &L->idx_wk : nullptr, c.index_head_dim, D);
+    o.idx_k_norm_w = vec_f32(L ? &L->idx_k_norm_w : nullptr, c.index_head_dim, 1.f);
+    o.idx_k_norm_b = vec_f32(L ? &L->idx_k_norm_b : nullptr, c.index_head_dim, 0.f);
+    o.idx_weights_proj = dense(L ? &L->idx_weights_proj : nullptr, c.index_n_heads, D);
+    o.moe = c.is_moe_layer(i);
+    if (!o.moe) {
+      o.dense = ffn(L ? &L->dense : nullptr, c.intermediate_size);
+      return;
+    }
+    o.router = dense(L ? &L->router : nullptr, c.n_routed_experts, D);
+    const bool bias = L ? !L->router_bias.empty() : true;
+    o.router_bias = bias ? vec_f32(L ? &L->router_bias : nullptr, c.n_routed_experts, 0.f) : nullptr;
+    o.experts_host.clear();
+    for (int e = 0; e < c.n_routed_experts; ++e)
+      o.experts_host.push_back(ffn(L ? &L->experts[size_t(e)] : nullptr, c.moe_intermediate_size));
+    o.has_shared = c.n_shared_experts > 0;
+    if (o.has_shared) o.shared = ffn(L ? &L->shared : nullptr, int64_t(c.n_shared_experts) * c.moe_intermediate_size);
+    // The device array of ExpertDev that moe_experts reads.
+    ExpertDev* arr = reinterpret_cast<ExpertDev*>(take(sizeof(ExpertDev) * size_t(c.n_routed_experts), false));
+    o.experts = arr;
+    if (!base) return;
+    std::vector<ExpertDev> h;
+    for (const FfnDev& f : o.experts_host) {
+      o.all_experts_fp8 = o.all_experts_fp8 && f.gate.fp8 && f.up.fp8 && f.down.fp8;
+      h.push_back(ExpertDev{f.gate.f8, f.up.f8, f.down.f8});
+    }
+    upload(arr, h.data(), h.size() * sizeof(ExpertDev));
+  }
+
+  void all(DeviceWeights& out) {
+    const ModelConfig& c = cfg;
+    const int64_t V = c.vocab_size, D = c.hidden_size;
+    DenseWeightDev emb = dense(w ? &w->embed : nullptr, V, D);
+    out.embed_ = emb.data;
+    out.embed_bf16_ = emb.bf16;
+    out.final_norm_ = norm_bf16(w ? &w->final_norm : nullptr, D);
+    out.lm_head_ = dense(w ? &w->lm_head : nullptr, V, D);
+    out.layers_.assign(size_t(c.num_hidden_layers), LayerDev{});
+    for (int i = 0; i < c.num_hidden_layers; ++i) layer(i, w ? &w->layers[size_t(i)] : nullptr, out.layers_[size_t(i)]);
+  }
+};
+
+DeviceWeights::~DeviceWeights() {
+  if (base_) cudaFree(base_);
+}
+
+WeightBytes expected_weight_bytes(const ModelConfig& cfg) {
+  WeightBytes b;
+  for (const ExpectedTensor& e : expected_tensors(cfg)) {
+    if (e.mtp) continue;
+    int64_t n = 1;
+    for (int64_t s : e.shape) n *= s;
+    const int64_t bytes = n * int64_t(dtype_size(e.dtype));
+    b.checkpoint += bytes;
+    const bool kv_b = e.name.find("kv_b_proj") != std::string::npos;
+    const bool f32_norm = e.name.find("q_a_layernorm") != std::string::npos ||
+                          e.name.find("kv_a_layernorm") != std::string::npos ||
+                          e.name.find("indexer.k_norm") != std::string::npos;
+    if (kv_b) {
+      if (!e.is_scale) b.device += n * 2;  // W_UK + W_UV, BF16 (spec 4.7): same element count
+    } else if (f32_norm) {
+      b.device += n * 4;
+    } else {
+      b.device += bytes;
+    }
+  }
+  return b;
+}
+
+namespace {
+
+void start(DeviceWeights::Builder& b) {
+  b.staging.ensure(2 * DeviceWeights::Builder::kHalf);
+  DS_CUDA_CHECK(cudaStreamCreateWithFlags(&b.stream, cudaStreamNonBlocking));
+  DS_CUDA_CHECK(cudaEventCreate(&b.ev[0]));
+  DS_CUDA_CHECK(cudaEventCreate(&b.ev[1]));
+  DS_CUDA_CHECK(cudaEventRecord(b.ev[0], b.stream));
+  DS_CUDA_CHECK(cudaEventRecord(b.ev[1], b.stream));
+  b.t0 = std::chrono::steady_clock::now();
+}
+
+double finish(DeviceWeights::Builder& b) {
+  DS_CUDA_CHECK(cudaStreamSynchronize(b.stream));
+  cudaEventDestroy(b.ev[0]);
+  cudaEventDestroy(b.ev[1]);
+  cudaStreamDestroy(b.stream);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - b.t0).count();
+}
+
+}  // namespace
+
+std::unique_ptr<DeviceWeights> DeviceWeights::load(const std::string& dir) {
+  auto out = std::unique_ptr<DeviceWeights>(new DeviceWeights());
+  out->cfg_ = ModelConfig::load(dir);
+  Checkpoint ckpt = Checkpoint::open(dir);
+  ModelWeights w;
+  bind_weights(ckpt, out->cfg_, false, true, w);
+  Builder dry{out->cfg_, &w};
+  dry.all(*out);
+  void* base = nullptr;
+  const cudaError_t e = cudaMalloc(&base, dry.used);
+  if (e != cudaSuccess)
+    throw std::runtime_error("CUDA runner: cannot allocate " + std::to_string(dry.used) + " bytes of weights for " + dir +
+                             ": " + cudaGetErrorString(e));
+  out->base_ = base;
+  Builder b{out->cfg_, &w};
+  b.base = static_cast<uint8_t*>(base);
+  start(b);
+  b.all(*out);
+  const double s = finish(b);
+  spdlog::info("weights: {:.3f} GB uploaded from {} in {:.2f} s ({:.2f} GB/s through pinned staging)", b.uploaded / 1e9,
+               dir, s, b.uploaded / 1e9 / std::max(s, 1e-9));
+  out->resident_ = b.weight_bytes;
+  out->ckpt_bytes_ = expected_weight_bytes(out->cfg_).checkpoint;
+  return out;
+}
+
+std::unique_ptr<DeviceWeights> DeviceWeights::dummy(const std::string& dir, uint64_t seed) {
+  auto out = std::unique_ptr<DeviceWeights>(new DeviceWeights());
+  out->cfg_ = ModelConfig::load(dir);
+  Builder dry{out->cfg_, nullptr, seed};
+  dry.all(*out);
+  void* base = nullptr;
+  const cudaError_t e = cudaMalloc(&base, dry.used);
+  if (e != cudaSuccess)
+    throw std::runtime_error("CUDA runner: cannot allocate " + std::to_string(dry.used) +
+                             " bytes of dummy weights for " + dir + ": " + cudaGetErrorString(e));
+  out->base_ = base;
+  Builder b{out->cfg_, nullptr, seed};
+  b.base = static_cast<uint8_t*>(base);
+  start(b);
+  b.all(*out);
+  finish(b);
+  const WeightBytes wb = expected_weight_bytes(out->cfg_);
+  out->resident_ = b.weight_bytes;
+  out->ckpt_bytes_ = wb.checkpoint;
+  spdlog::info("weights: dummy (--load-format dummy), {:.3f} GB made on the device from {}/config.json", b.weight_bytes / 1e9,
+               dir);
+  return out;
+}
+
+}  // namespace ds::cuda
