@@ -10,6 +10,8 @@ cd "$(dirname "$0")/../.."
 BIN=${BIN:-build/cuda/gpu}
 OUT=${OUT:-/tmp/ds_gpu}
 mkdir -p "$OUT"
+# gpu_model and deepserve link Debian shared libraries: tests/gpu/collect_libs.sh put them in $BIN/lib.
+export LD_LIBRARY_PATH="$BIN/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 declare -a SUMMARY
 status=0
 if [[ "${1:-}" != "--no-smoke" ]]; then
@@ -31,6 +33,9 @@ declare -A SOURCES=(
   [gpu_indexer]="src/kernels/cuda_check.h src/kernels/mla_cache.cu src/kernels/mla_cache.h src/kernels/indexer.cu src/kernels/indexer.h tests/gpu/gpu_indexer.cpp tests/gpu/gpu_test_util.h"
   [gpu_moe_experts]="src/kernels/cuda_check.h src/kernels/act_quant.cu src/kernels/act_quant.h src/kernels/gemm_fp8.cu src/kernels/gemm_fp8.h src/kernels/gemm_fp8_small_m.h src/kernels/moe_experts.cu src/kernels/moe_experts.h tests/gpu/gpu_moe_experts.cpp tests/gpu/gpu_test_util.h"
 )
+SOURCES[gpu_elementwise]="src/kernels/cuda_check.h src/kernels/elementwise.cu src/kernels/elementwise.h tests/gpu/gpu_elementwise.cpp tests/gpu/gpu_test_util.h"
+# The whole-model check measures the runner and every kernel it calls.
+SOURCES[gpu_model]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_model.cpp tests/gpu/gpu_test_util.h"
 DEVICE_LINE="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null), nvcc $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 for t in ${DRIVERS:-"${!SOURCES[@]}"}; do
   echo "== $t"
@@ -46,6 +51,13 @@ for t in ${DRIVERS:-"${!SOURCES[@]}"}; do
   if [[ $rc == 0 ]]; then SUMMARY+=("| $t | PASS ($(grep -c '^CHECK.*PASS' "$OUT/$t.txt") checks) |")
   else SUMMARY+=("| $t | FAIL rc=$rc ($(grep -c '^CHECK.*FAIL' "$OUT/$t.txt") failed checks) |"); status=1; fi
 done
+if [[ -z "${DRIVERS:-}" && -x "$BIN/deepserve" ]]; then  # D32: serve --device cuda over HTTP
+  echo "== serve_cuda"
+  BIN="$BIN" OUT="$OUT" tests/gpu/serve_cuda.sh > "$OUT/serve_cuda.txt" 2>&1
+  rc=$?
+  grep -E "^CHECK" "$OUT/serve_cuda.txt"
+  if [[ $rc == 0 ]]; then SUMMARY+=("| serve_cuda | PASS |"); else SUMMARY+=("| serve_cuda | FAIL rc=$rc |"); status=1; fi
+fi
 echo
 echo "commit: ${DS_COMMIT:-unknown}  date: $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "| GPU test | result |"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# D32 end-to-end check on the GPU machine: `deepserve serve --device cuda` on the `tiny` preset
+# answers a chat request over plain HTTP (curl), and its greedy answer is the CPU server's.
+# Run from the repository root with <build>/gpu carried (tests/gpu/collect_libs.sh made
+# <build>/gpu/deepserve and <build>/gpu/lib):   BIN=build/cuda/gpu tests/gpu/serve_cuda.sh
+# Prints CHECK lines (run_all.sh counts them); exit 0 iff all pass. Logs under $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${BIN:-build/cuda/gpu}
+OUT=${OUT:-/tmp/ds_gpu}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH="$BIN/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+DS="$BIN/deepserve"
+fail=0
+check() { printf 'CHECK %-72s %s\n' "$2" "$([[ $1 == 0 ]] && echo PASS || { fail=1; echo FAIL; })"; }
+if ldd "$DS" | grep -q "not found"; then ldd "$DS" | grep "not found"; check 1 "deepserve finds its shared libraries"; exit 1; fi
+MODEL=$(mktemp -d)/tiny
+"$DS" make-model --preset tiny --output "$MODEL" > "$OUT/serve_make_model.log" 2>&1
+check $? "make-model --preset tiny"
+REQ='{"model":"m","messages":[{"role":"user","content":"Name three colors."}],"max_tokens":24,"temperature":0,"ignore_eos":true}'
+
+# serve <device> <port> <log>: starts a server, waits for /health (120 s), sends REQ, prints the body.
+serve() {
+  local dev=$1 port=$2 log=$3
+  "$DS" serve --model-path "$MODEL" --device "$dev" --port "$port" --served-model-name m > "$log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 240); do
+    curl -sf "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.5
+  done
+  curl -s -m 120 -H 'Content-Type: application/json' -d "$REQ" "http://127.0.0.1:$port/v1/chat/completions"
+  kill -TERM $pid 2>/dev/null
+  wait $pid 2>/dev/null
+}
+content() {  # .choices[0].message.content of a chat response (python3 if present, else sed)
+  if command -v python3 > /dev/null; then
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["message"]["content"])' 2>/dev/null
+  else
+    sed -n 's/.*"content":"\(\([^"\\]\|\\.\)*\)".*/\1/p'
+  fi
+}
+GPU=$(serve cuda 30721 "$OUT/serve_cuda.log")
+echo "cuda answer: $GPU" | head -c 2000; echo
+grep -E "KV pool|weights|device:" "$OUT/serve_cuda.log" | head -8
+CPU=$(serve cpu 30722 "$OUT/serve_cpu.log")
+echo "cpu answer:  $CPU" | head -c 2000; echo
+gtext=$(printf '%s' "$GPU" | content); ctext=$(printf '%s' "$CPU" | content)
+[[ -n $gtext ]]; check $? "serve --device cuda: chat answer is JSON with non-empty content"
+grep -q "KV pool (device)" "$OUT/serve_cuda.log"; check $? "serve --device cuda: device KV pool sized and logged"
+[[ -n $ctext && $gtext == "$ctext" ]]; check $? "cuda greedy answer == cpu greedy answer (24 tokens, ignore_eos)"
+exit $fail
