@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/version.h"
 #include "tools/commands.h"
 
 namespace {
@@ -13,7 +14,8 @@ void usage(FILE* out) {
                "  serve        OpenAI-compatible server (SGLang flags; --help for the list)\n"
                "  make-model   write a deterministic test checkpoint (--preset tiny|tiny-a|real-geometry)\n"
                "  bench        load generator compatible with sglang.bench_serving (docs/bench.md)\n"
-               "  eval         accuracy runs: eval gsm8k | eval mmlu (docs/bench.md)\n");
+               "  eval         accuracy runs: eval gsm8k | eval mmlu (docs/bench.md)\n"
+               "  --version    print the version\n");
 }
 }  // namespace
 
@@ -27,6 +29,10 @@ int main(int argc, char** argv) {
   if (cmd == "make-model") return ds::make_model_command(argc - 1, argv + 1);
   if (cmd == "bench") return ds::bench_command(argc - 1, argv + 1);
   if (cmd == "eval") return ds::eval_command(argc - 1, argv + 1);
+  if (cmd == "--version" || cmd == "-V" || cmd == "version") {
+    std::printf("deepserve %s\n", ds::kVersion);
+    return 0;
+  }
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     usage(stdout);
     return 0;

@@ -297,8 +297,9 @@ bool Scheduler::advance(SchedRequest& r, const float* logits) {
   // Penalties and min_new_tokens work on a copy of this request's logits (model/logit_processing.h).
   std::vector<float> processed;
   const bool hold_stops = !r.req.ignore_eos && r.generated() < r.req.min_new_tokens;
-  if (has_penalties(r.req.sampling) || hold_stops) {
+  if (has_penalties(r.req.sampling) || hold_stops || !r.req.sampling.logit_bias.empty()) {
     processed.assign(logits, logits + vocab);
+    apply_logit_bias(processed, r.req.sampling);
     apply_penalties(processed, r.req.sampling, std::span<const int32_t>(r.seq).subspan(size_t(r.n_prompt)));
     if (hold_stops)
       for (int32_t s : stops)

@@ -23,6 +23,11 @@ void apply_penalties(std::vector<float>& logits, const SamplingParams& p, std::s
   }
 }
 
+void apply_logit_bias(std::vector<float>& logits, const SamplingParams& p) {
+  for (const auto& [t, b] : p.logit_bias)
+    if (t >= 0 && size_t(t) < logits.size()) logits[size_t(t)] += b;
+}
+
 TokenLogprobs token_logprobs(const float* logits, int vocab, int32_t token, int top_k) {
   TokenLogprobs out;
   if (vocab <= 0) return out;

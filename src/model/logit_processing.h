@@ -19,6 +19,10 @@ bool has_penalties(const SamplingParams& p);
 /// `logits` has one FP32 entry per vocabulary id; ids outside it are ignored.
 void apply_penalties(std::vector<float>& logits, const SamplingParams& p, std::span<const int32_t> generated);
 
+/// Adds p.logit_bias to `logits` in place (OpenAI logit_bias; ids outside the vocabulary ignored).
+/// The caller applies it before apply_penalties (vLLM's order).
+void apply_logit_bias(std::vector<float>& logits, const SamplingParams& p);
+
 /// The log-softmax (natural log, FP64 accumulation) of `token` and of the `top_k` most likely ids
 /// (descending; ties: lower id first) over `logits` [vocab] (the processed logits before
 /// temperature, so greedy and sampled requests report the same numbers). All values are <= 0.

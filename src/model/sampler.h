@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace ds {
@@ -18,6 +19,9 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;
   float presence_penalty = 0.0f;
   float repetition_penalty = 1.0f;
+  /// OpenAI logit_bias: (token id, bias) added to the raw logits before penalties and sampling
+  /// (model/logit_processing.h); ids outside the vocabulary are ignored.
+  std::vector<std::pair<int32_t, float>> logit_bias;
 };
 
 /// Counter-free reproducible generator (splitmix64 stream), seeded per request.

@@ -94,6 +94,7 @@ struct CompletionSession::Choice {
   ChoiceStream out;
   RequestMetrics metrics;
   CompletionLogprobs logprobs;       // all entries (non-streaming) / entries not sent (streaming)
+  GenerateLogprobs gen_logprobs;     // /generate return_logprob (cumulative)
   std::deque<TokenEvent> queued;
   std::string text;                  // generated text so far (after stop-string hold-back)
   std::string unsent;                // streaming: text not yet sent
@@ -135,8 +136,6 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
     else bad("echo", "echo: expected a boolean");
     if (b.contains("suffix") && b["suffix"].is_string() && !b["suffix"].get<std::string>().empty())
       bad("suffix", "suffix is not supported (no fill-in-the-middle)");
-    if (r.logprobs && s->echo_)
-      bad("echo", "echo with logprobs is not supported (prompt log-probabilities are not computed)");
     if (b.contains("best_of") && !b["best_of"].is_null() &&
         !(b["best_of"].is_number_integer() && (b["best_of"].get<int64_t>() == 1 || b["best_of"].get<int64_t>() == r.n)))
       bad("best_of", "best_of is not supported (only 1 or equal to n)");
@@ -175,6 +174,7 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
     s->batch_ = pv.is_array() && !(pv.size() > 0 && pv[0].is_number());
     s->prompts_ = parse_text_prompts(*ctx.tokenizer, pv, prompt_param, r.skip_special_tokens);
     s->batch_ = s->batch_ || r.n > 1;
+    s->parse_generate_logprobs(b);
   }
   if (!r.debug_model_text.empty()) bad("debug_model_text", "debug_model_text: only the chat route has the test hook");
 
@@ -184,8 +184,18 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
   for (size_t p = 0; p < s->prompts_.size(); ++p) {
     const int64_t K = fit_context(ctx, s->prompts_[p].ids, r.max_tokens.value_or(default_max), max_param, prompt_param,
                                   max_param);
-    const Request base = make_engine_request(ctx, r, s->prompts_[p].ids, K,
-                                             api == TextApi::Completions ? r.logprobs.value_or(-1) : -1);
+    const int top = api == TextApi::Completions ? r.logprobs.value_or(-1)
+                    : s->return_logprob_      ? s->top_logprobs_num_
+                                              : -1;
+    Request base = make_engine_request(ctx, r, s->prompts_[p].ids, K, top);
+    if (api == TextApi::Completions && s->echo_ && r.logprobs) base.prompt_logprob_start = 0;
+    if (api == TextApi::Generate && s->return_logprob_ && s->logprob_start_len_ >= 0) {
+      if (s->logprob_start_len_ >= int64_t(base.prompt_ids.size()))
+        bad("logprob_start_len", "logprob_start_len (" + std::to_string(s->logprob_start_len_) +
+                                     ") must be smaller than the prompt length (" +
+                                     std::to_string(base.prompt_ids.size()) + " tokens).");
+      base.prompt_logprob_start = int(s->logprob_start_len_);
+    }
     for (int j = 0; j < r.n; ++j) {
       const int index = int(p) * r.n + j;
       Request q = base;
@@ -197,7 +207,10 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
       c->prompt = int(p);
       c->max_new = K;
       c->logprobs = CompletionLogprobs(s->echo_ ? s->prompts_[p].text.size() : 0);
-      if (K == 0) {  // /generate max_new_tokens 0: nothing to sample
+      c->gen_logprobs = GenerateLogprobs(s->text_in_logprobs_);
+      if (s->return_logprob_ && s->logprob_start_len_ < 0)
+        c->gen_logprobs.add_last_prompt_token(*ctx.tokenizer, base.prompt_ids.back());
+      if (K == 0 && base.prompt_logprob_start < 0) {  // /generate max_new_tokens 0: nothing to sample
         c->stream = std::make_shared<RequestStream>(q.id);
         TokenEvent ev;
         ev.finish = FinishReason::Length;
@@ -223,9 +236,35 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
   return s;
 }
 
+// SGLang's GenerateReqInput logprob fields (top level of the /generate body).
+void CompletionSession::parse_generate_logprobs(const ordered_json& b) {
+  auto flag = [&](const char* k) {
+    if (!b.contains(k) || b[k].is_null()) return false;
+    if (!b[k].is_boolean()) bad(k, std::string(k) + ": expected a boolean");
+    return b[k].get<bool>();
+  };
+  auto integer = [&](const char* k, int64_t dflt) {
+    if (!b.contains(k) || b[k].is_null()) return dflt;
+    if (!b[k].is_number_integer()) bad(k, std::string(k) + ": expected an integer");
+    return b[k].get<int64_t>();
+  };
+  return_logprob_ = flag("return_logprob");
+  text_in_logprobs_ = flag("return_text_in_logprobs");
+  logprob_start_len_ = integer("logprob_start_len", -1);
+  if (logprob_start_len_ < -1) bad("logprob_start_len", "logprob_start_len must be -1 or >= 0, got " + std::to_string(logprob_start_len_) + ".");
+  const int64_t top = integer("top_logprobs_num", 0);
+  if (top < 0 || top > 20) bad("top_logprobs_num", "top_logprobs_num must be in [0, 20], got " + std::to_string(top) + ".");
+  top_logprobs_num_ = int(top);
+}
+
 void CompletionSession::apply(Choice& c, const TokenEvent& ev) {
   if (c.out.stopped()) return;
   c.cached_tokens = std::max(c.cached_tokens, ev.cached_tokens);
+  if (!ev.prompt_logprobs.empty()) {
+    if (api_ == TextApi::Completions) c.logprobs.add_prompt(*ctx_.tokenizer, ev.prompt_logprobs);
+    else c.gen_logprobs.add_prompt(*ctx_.tokenizer, ev.prompt_logprobs);
+  }
+  if (ev.token >= 0 && ev.logprob && api_ == TextApi::Generate) c.gen_logprobs.add_output(*ctx_.tokenizer, ev);
   if (ev.token >= 0) {
     c.output_ids.push_back(ev.token);
     c.metrics.tokens(1);
@@ -318,6 +357,7 @@ json CompletionSession::generate_object(const Choice& c, bool streaming) const {
               {"cached_tokens", c.cached_tokens},
               {"e2e_latency", e2e},
               {"weight_version", "default"}}}};
+  if (return_logprob_) c.gen_logprobs.write(o["meta_info"]);
   if (streaming && batch_) o["index"] = c.index;
   return o;
 }

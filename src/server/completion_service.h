@@ -46,6 +46,7 @@ class CompletionSession {
  private:
   struct Choice;
   CompletionSession(const ServeContext& ctx, TextApi api);
+  void parse_generate_logprobs(const ordered_json& body);
   void pump(bool wait);
   void apply(Choice& c, const TokenEvent& ev);
   nlohmann::json usage() const;
@@ -56,6 +57,12 @@ class CompletionSession {
   TextApi api_;
   ChatCompletionRequest req_;  // the shared fields (messages unused)
   bool echo_ = false;
+  /// /generate return_logprob: logprob_start_len (-1: output only), top_logprobs_num,
+  /// return_text_in_logprobs.
+  bool return_logprob_ = false;
+  int64_t logprob_start_len_ = -1;
+  int top_logprobs_num_ = 0;
+  bool text_in_logprobs_ = false;
   bool batch_ = false;         // /generate: a list of prompts (or n > 1) -> a list of objects
   std::string id_;
   int64_t created_ = 0;

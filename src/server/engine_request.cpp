@@ -54,6 +54,12 @@ Request make_engine_request(const ServeContext& ctx, const ChatCompletionRequest
   q.ignore_eos = r.ignore_eos;
   q.min_new_tokens = r.min_tokens;
   q.top_logprobs = top_logprobs;
+  const int64_t vocab = ctx.tokenizer->vocab_size();
+  for (const auto& [id, b] : r.logit_bias)
+    if (id >= vocab)
+      throw ApiError(400, "logit_bias: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                              std::to_string(vocab) + ")", "logit_bias");
+  q.sampling.logit_bias = r.logit_bias;
   return q;
 }
 

@@ -2,11 +2,17 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <regex>
+#include <set>
 #include <thread>
+
+#include <sys/socket.h>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "common/version.h"
 #include "server/completion_service.h"
 #include "server/metrics.h"
 #include "server/text_endpoints.h"
@@ -18,7 +24,13 @@ using namespace std::chrono_literals;
 
 namespace {
 constexpr size_t kMaxPayload = size_t(16) << 20;  // D21
-constexpr int kThreadHeadroom = 16;               // HTTP threads beyond --max-running-requests (keep-alive, /health)
+// HTTP threads beyond --max-running-requests: cpp-httplib gives each open connection a thread while it
+// waits for the connection's next request (up to kKeepAliveTimeoutS), so idle keep-alive sockets
+// must not take every thread from /health (tests/e2e/http_surface.test.mjs: 200 idle sockets).
+constexpr int kThreadHeadroom = 256;
+constexpr int kKeepAliveTimeoutS = 5;         // an idle keep-alive connection is closed after this
+constexpr size_t kKeepAliveMaxCount = 1000;   // requests per connection (cpp-httplib's default: 5)
+constexpr int kListenBacklog = SOMAXCONN;      // cpp-httplib's compiled-in backlog is 5
 constexpr auto kHeartbeat = 200ms;                // non-streaming: whitespace so a closed socket is noticed
 
 void send_error(httplib::Response& res, const ApiError& e) {
@@ -36,8 +48,24 @@ struct HttpServer::Impl {
   /// Generation responses still being written; stop() lets them finish (their requests end with
   /// "abort" once the engine stops) before the listener and connections are closed.
   std::atomic<int> active_generations{0};
+  /// The listening socket (set by the socket-options hook), re-listened with a larger backlog.
+  int listen_sock = -1;
+
+  /// Methods registered per route pattern (for 405 + Allow on a known route).
+  std::map<std::string, std::set<std::string>> route_methods;
 
   Impl(const ServeContext& c, const ServerArgs& a) : ctx(c), args(a) {}
+
+  /// "GET, HEAD" etc. for a path some route matches; "" for an unknown path.
+  std::string allowed_methods(const std::string& path) const {
+    std::set<std::string> m;
+    for (const auto& [pattern, methods] : route_methods)
+      if (pattern == path || (pattern.find('(') != std::string::npos && std::regex_match(path, std::regex(pattern))))
+        m.insert(methods.begin(), methods.end());
+    std::string out;
+    for (const auto& x : m) out += (out.empty() ? "" : ", ") + x;
+    return out;
+  }
 
   bool authorized(const httplib::Request& req, httplib::Response& res) const {
     if (args.api_key.empty()) return true;
@@ -178,7 +206,7 @@ struct HttpServer::Impl {
                 {"log_requests", args.log_requests},
                 {"api_key_set", !args.api_key.empty()},
                 {"internal_states", json::array({{{"last_gen_throughput", 0.0}, {"num_running_reqs", ctx.engine->in_flight()}}})},
-                {"version", "deepserve"}};
+                {"version", kVersion}};
   }
 
   EngineGauges gauges() const {
@@ -207,40 +235,51 @@ struct HttpServer::Impl {
       auto ev = stream->pop(20s);
       if (!ev) stream->abort();
       res.status = (ev && ev->finish != FinishReason::Error && ev->finish != FinishReason::Abort) ? 200 : 503;
+      if (ev) spdlog::debug("health check: generated token {} (finish {})", ev->token, finish_reason_name(ev->finish));
     } catch (const std::exception&) {
       res.status = 503;
     }
   }
 
   void routes() {
-    svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    auto on = [this](const char* method, const std::string& path, httplib::Server::Handler h) {
+      if (std::string(method) == "GET") svr.Get(path, std::move(h));
+      else if (std::string(method) == "POST") svr.Post(path, std::move(h));
+      else svr.Put(path, std::move(h));
+      route_methods[path].insert(method);
+      if (std::string(method) == "GET") route_methods[path].insert("HEAD");  // cpp-httplib answers HEAD with GET's handler
+    };
+    auto get = [&](const std::string& p, httplib::Server::Handler h) { on("GET", p, std::move(h)); };
+    auto post = [&](const std::string& p, httplib::Server::Handler h) { on("POST", p, std::move(h)); };
+    auto put = [&](const std::string& p, httplib::Server::Handler h) { on("PUT", p, std::move(h)); };
+    post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
       generation(req, res, [&] { return ChatSession::start(ctx, req.body); });
     });
-    svr.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
       generation(req, res, [&] { return CompletionSession::start(ctx, req.body, TextApi::Completions); });
     });
     auto native = [this](const httplib::Request& req, httplib::Response& res) {
       generation(req, res, [&] { return CompletionSession::start(ctx, req.body, TextApi::Generate); });
     };
-    svr.Post("/generate", native);
-    svr.Put("/generate", native);
-    svr.Get("/get_model_info", [this](const httplib::Request& req, httplib::Response& res) {
+    post("/generate", native);
+    put("/generate", native);
+    get("/get_model_info", [this](const httplib::Request& req, httplib::Response& res) {
       if (!authorized(req, res)) return;
       res.set_content(model_info().dump(), "application/json");
     });
-    svr.Get("/get_server_info", [this](const httplib::Request& req, httplib::Response& res) {
+    get("/get_server_info", [this](const httplib::Request& req, httplib::Response& res) {
       if (!authorized(req, res)) return;
       res.set_content(server_info().dump(), "application/json");
     });
     if (ctx.metrics)  // --enable-metrics; open like /health (Prometheus scrapers carry no key)
-      svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
         res.set_content(ctx.metrics->render(gauges()), "text/plain; version=0.0.4; charset=utf-8");
       });
-    svr.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+    get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
       if (!authorized(req, res)) return;
       res.set_content(json{{"object", "list"}, {"data", json::array({model_card()})}}.dump(), "application/json");
     });
-    svr.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
       if (!authorized(req, res)) return;
       std::string name = req.matches[1];
       if (name != ctx.served_model_name) {
@@ -259,9 +298,9 @@ struct HttpServer::Impl {
         {"/parse_function_call", parse_function_call_endpoint},
     };
     for (const auto& [path, handler] : text_routes)
-      svr.Post(path, [this, h = handler](const httplib::Request& req, httplib::Response& res) { json_route(req, res, h); });
-    svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) { health(res); });
-    svr.Get("/health_generate", [this](const httplib::Request&, httplib::Response& res) { health(res); });
+      post(path, [this, h = handler](const httplib::Request& req, httplib::Response& res) { json_route(req, res, h); });
+    get("/health", [this](const httplib::Request&, httplib::Response& res) { health(res); });
+    get("/health_generate", [this](const httplib::Request&, httplib::Response& res) { health(res); });
     // SGLang's /flush_cache (GET or POST): 200 when flushed, 400 when requests are queued or running.
     auto flush = [this](const httplib::Request& req, httplib::Response& res) {
       if (!authorized(req, res)) return;
@@ -270,8 +309,8 @@ struct HttpServer::Impl {
       res.set_content("Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting "
                       "requests, the operation will not be performed.)\n", "text/plain");
     };
-    svr.Get("/flush_cache", flush);
-    svr.Post("/flush_cache", flush);
+    get("/flush_cache", flush);
+    post("/flush_cache", flush);
     // Before any body is read (cpp-httplib 0.11 reads a body without Content-Length until EOF and
     // does not apply the payload limit to chunked bodies):
     // - a bodyless POST /flush_cache (no Content-Length, no Transfer-Encoding; RFC 9112 6.3) is answered;
@@ -292,9 +331,14 @@ struct HttpServer::Impl {
     });
     // Every error answer is an OpenAI error envelope (D18), also those cpp-httplib makes itself
     // (404 unknown route, 413 body over the limit, 400 unparsable request line).
-    svr.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+    svr.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-      if (res.status == 404) {
+      if (res.status == 404 && !allowed_methods(req.path).empty()) {  // a known route, another method
+        const std::string allow = allowed_methods(req.path);
+        res.set_header("Allow", allow);
+        send_error(res, ApiError(405, "Method Not Allowed: " + req.method + " " + req.path + " (allowed: " + allow + ")",
+                                 "", "invalid_request_error", "method_not_allowed"));
+      } else if (res.status == 404) {
         send_error(res, ApiError(404, "Not found: " + req.method + " " + req.path, "", "invalid_request_error",
                                  "not_found"));
       } else if (res.status == 413) {
@@ -336,7 +380,10 @@ HttpServer::HttpServer(const ServeContext& ctx, const ServerArgs& args) : impl_(
   impl_->svr.set_tcp_nodelay(true);
   // SO_REUSEADDR only: cpp-httplib's default also sets SO_REUSEPORT, which lets a second server bind
   // the same port and silently share its connections.
-  impl_->svr.set_socket_options([](socket_t sock) {
+  impl_->svr.set_keep_alive_timeout(kKeepAliveTimeoutS);
+  impl_->svr.set_keep_alive_max_count(kKeepAliveMaxCount);
+  impl_->svr.set_socket_options([this](socket_t sock) {
+    impl_->listen_sock = sock;  // the last socket configured is the one that got bound
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
   });
@@ -355,6 +402,10 @@ int HttpServer::bind() {
     throw std::runtime_error("cannot bind " + impl_->args.host + ":" + std::to_string(port) +
                              " (--host/--port; is the port in use?)");
   }
+  // cpp-httplib listens with a backlog of 5, so a burst of connections beyond the threads gets SYN
+  // drops and retries; Linux lets listen() be called again to raise it.
+  if (impl_->listen_sock >= 0 && ::listen(impl_->listen_sock, kListenBacklog) != 0)
+    spdlog::warn("could not raise the listen backlog to {}", kListenBacklog);
   return port;
 }
 

@@ -40,6 +40,28 @@ void CompletionLogprobs::add(const Tokenizer& tok, const TokenEvent& ev) {
   offset_ += t.size();
 }
 
+void CompletionLogprobs::add_prompt(const Tokenizer& tok, const std::vector<PromptTokenLogprob>& prompt) {
+  size_t off = 0;
+  for (const PromptTokenLogprob& e : prompt) {
+    const std::string t = token_text(tok, e.token);
+    tokens_.push_back(t);
+    if (!e.logprob) {
+      logprobs_.push_back(nullptr);
+      top_.push_back(nullptr);
+    } else {
+      logprobs_.push_back(*e.logprob);
+      json top = json::object();
+      for (const auto& [id, lp] : e.top) {
+        const std::string k = token_text(tok, id);
+        if (!top.contains(k)) top[k] = lp;
+      }
+      top_.push_back(std::move(top));
+    }
+    offsets_.push_back(off);
+    off += t.size();
+  }
+}
+
 json CompletionLogprobs::to_json() const {
   return nlohmann::json{{"tokens", tokens_}, {"token_logprobs", logprobs_}, {"top_logprobs", top_}, {"text_offset", offsets_}};
 }
@@ -48,6 +70,42 @@ json CompletionLogprobs::take() {
   nlohmann::json j = to_json();
   tokens_ = logprobs_ = top_ = offsets_ = nlohmann::json::array();
   return j;
+}
+
+json GenerateLogprobs::triple(const Tokenizer& tok, std::optional<float> lp, int32_t id) const {
+  return json::array({lp ? json(*lp) : json(nullptr), id, with_text_ ? json(token_text(tok, id)) : json(nullptr)});
+}
+
+void GenerateLogprobs::add_prompt(const Tokenizer& tok, const std::vector<PromptTokenLogprob>& prompt) {
+  for (const PromptTokenLogprob& e : prompt) {
+    in_.push_back(triple(tok, e.logprob, e.token));
+    if (!e.logprob) {
+      in_top_.push_back(nullptr);
+      continue;
+    }
+    json top = json::array();
+    for (const auto& [id, lp] : e.top) top.push_back(triple(tok, lp, id));
+    in_top_.push_back(std::move(top));
+  }
+}
+
+void GenerateLogprobs::add_last_prompt_token(const Tokenizer& tok, int32_t id) {
+  in_.push_back(triple(tok, std::nullopt, id));
+  in_top_.push_back(nullptr);
+}
+
+void GenerateLogprobs::add_output(const Tokenizer& tok, const TokenEvent& ev) {
+  out_.push_back(triple(tok, ev.logprob, ev.token));
+  json top = json::array();
+  for (const auto& [id, lp] : ev.top_logprobs) top.push_back(triple(tok, lp, id));
+  out_top_.push_back(std::move(top));
+}
+
+void GenerateLogprobs::write(json& meta_info) const {
+  meta_info["input_token_logprobs"] = in_;
+  meta_info["output_token_logprobs"] = out_;
+  meta_info["input_top_logprobs"] = in_top_;
+  meta_info["output_top_logprobs"] = out_top_;
 }
 
 }  // namespace ds

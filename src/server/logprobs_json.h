@@ -21,6 +21,10 @@ class CompletionLogprobs {
   /// `start_offset`: where the generated text starts in the returned text (the echoed prompt).
   explicit CompletionLogprobs(size_t start_offset = 0) : offset_(start_offset) {}
   void add(const Tokenizer& tok, const TokenEvent& ev);
+  /// The prompt's entries (echo + logprobs, as OpenAI/vLLM): before the generated ones, offsets
+  /// counted from 0 over the prompt tokens' texts; the first prompt token has null
+  /// `token_logprobs` and null `top_logprobs`.
+  void add_prompt(const Tokenizer& tok, const std::vector<PromptTokenLogprob>& prompt);
   bool empty() const { return tokens_.empty(); }
   /// The lists so far; take() also clears them (streaming sends each token once).
   nlohmann::json to_json() const;
@@ -30,6 +34,27 @@ class CompletionLogprobs {
   size_t offset_;
   nlohmann::json tokens_ = nlohmann::json::array(), logprobs_ = nlohmann::json::array(),
                  top_ = nlohmann::json::array(), offsets_ = nlohmann::json::array();
+};
+
+/// SGLang /generate `return_logprob` lists (meta_info): `input_token_logprobs` /
+/// `output_token_logprobs` are [logprob|null, token_id, text|null] per token; `input_top_logprobs`
+/// / `output_top_logprobs` one list of such triples per token (null for the first prompt token).
+/// `text` only with `return_text_in_logprobs` (else null).
+class GenerateLogprobs {
+ public:
+  explicit GenerateLogprobs(bool with_text = false) : with_text_(with_text) {}
+  void add_prompt(const Tokenizer& tok, const std::vector<PromptTokenLogprob>& prompt);
+  /// `logprob_start_len` -1 (output only): SGLang still lists the last prompt token, with null.
+  void add_last_prompt_token(const Tokenizer& tok, int32_t id);
+  void add_output(const Tokenizer& tok, const TokenEvent& ev);
+  /// Adds the four fields to `meta_info`.
+  void write(nlohmann::json& meta_info) const;
+
+ private:
+  nlohmann::json triple(const Tokenizer& tok, std::optional<float> lp, int32_t id) const;
+  bool with_text_;
+  nlohmann::json in_ = nlohmann::json::array(), in_top_ = nlohmann::json::array(),
+                 out_ = nlohmann::json::array(), out_top_ = nlohmann::json::array();
 };
 
 }  // namespace ds

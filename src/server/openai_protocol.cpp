@@ -1,6 +1,7 @@
 #include "server/openai_protocol.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -163,6 +164,31 @@ std::vector<ChatMessage> parse_messages(const ordered_json& body) {
   return out;
 }
 
+/// OpenAI `logit_bias`: {"<token id>": bias in [-100, 100]}; ids checked against the vocabulary
+/// later (make_engine_request). 400 naming logit_bias otherwise.
+std::vector<std::pair<int32_t, float>> parse_logit_bias(const ordered_json& v) {
+  std::vector<std::pair<int32_t, float>> out;
+  if (v.is_null()) return out;
+  if (!v.is_object()) bad("logit_bias", "logit_bias: expected an object mapping token ids (strings) to numbers");
+  for (const auto& [k, b] : v.items()) {
+    size_t used = 0;
+    long long id = -1;
+    try {
+      id = std::stoll(k, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (k.empty() || used != k.size() || id < 0 || id > INT32_MAX || !std::isdigit(static_cast<unsigned char>(k[0])))
+      bad("logit_bias", "logit_bias: key '" + k + "' is not a token id (a non-negative integer string)");
+    if (!b.is_number()) bad("logit_bias", "logit_bias['" + k + "']: expected a number");
+    const double x = b.get<double>();
+    if (!(x >= -100.0 && x <= 100.0))
+      bad("logit_bias", "logit_bias['" + k + "'] must be in [-100, 100], got " + b.dump() + ".");
+    out.emplace_back(int32_t(id), float(x));
+  }
+  return out;
+}
+
 /// Fields deepserve cannot honour yet: refused when set to a non-default value (never ignored).
 void refuse_unsupported(const ordered_json& body) {
   auto nonempty = [&](const char* k) {
@@ -173,7 +199,6 @@ void refuse_unsupported(const ordered_json& body) {
     if (v.is_number()) return v.get<double>() != 0.0;
     return true;
   };
-  if (nonempty("logit_bias")) bad("logit_bias", "logit_bias is not supported yet");
   for (const char* k : {"regex", "ebnf", "json_schema", "stop_regex"})
     if (nonempty(k)) bad(k, std::string(k) + " is not supported yet (constrained decoding)");
   if (!is_absent(body, "response_format")) {
@@ -341,6 +366,7 @@ void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequ
       r.logprobs = int(k);
     }
   }
+  if (!is_absent(body, "logit_bias")) r.logit_bias = parse_logit_bias(body["logit_bias"]);
   if (!is_absent(body, "stop_token_ids")) {
     const auto& ids = body["stop_token_ids"];
     if (!ids.is_array()) bad("stop_token_ids", "stop_token_ids: expected an array of integers");

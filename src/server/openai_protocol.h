@@ -5,6 +5,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -53,6 +54,8 @@ struct ChatCompletionRequest {
   /// Log-probabilities wanted: the number of top alternatives per token (chat: logprobs true +
   /// top_logprobs, 0 when absent; completions: the integer `logprobs`). Unset: none.
   std::optional<int> logprobs;
+  /// OpenAI logit_bias: (token id, bias in [-100, 100]) added to the logits before sampling.
+  std::vector<std::pair<int32_t, float>> logit_bias;
   bool skip_special_tokens = true;
   bool skip_special_tokens_given = false;  // the client set it (else: false while parsers run, 1.2)
   /// tool_choice "none" (D5): no tool block, no tool parsing. "auto" (default) parses when tools exist.
@@ -72,7 +75,7 @@ struct ChatCompletionRequest {
 /// JSON nested deeper than 64, wrong types, missing/empty messages, bad role, non-text content
 /// part (D8), temperature < 0, top_p outside (0, 1], top_k 0 or < -1, min_p outside [0, 1],
 /// n outside [1, max_n], negative max_tokens, a bad `stop`, and fields deepserve cannot honour yet
-/// (logit_bias, response_format other than text, tool_choice required/named (D5)); penalties outside
+/// (response_format other than text, tool_choice required/named (D5)); penalties outside
 /// their ranges, min_tokens > max_tokens, top_logprobs outside [0, 20] or without logprobs.
 /// A final assistant message with `continue_final_message: true` or DeepSeek's `prefix: true`
 /// becomes `assistant_prefix` (D9).
@@ -83,7 +86,8 @@ ChatCompletionRequest parse_chat_request_json(const ordered_json& body, int max_
 
 /// The fields chat and text completions share (spec/serving.md 4.2, 4.5): model, sampling
 /// (temperature, top_p, top_k, min_p, seed, max_tokens / max_completion_tokens), n, stream,
-/// stream_options, ignore_eos, skip_special_tokens, stop, stop_token_ids, debug_model_text, and
+/// stream_options, ignore_eos, skip_special_tokens, stop, stop_token_ids, logit_bias (keys token-id
+/// strings, values in [-100, 100]), debug_model_text, and
 /// the refusal of fields not honoured yet. Throws ApiError (400) naming the parameter.
 void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequest& r);
 

@@ -14,6 +14,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "common/version.h"
 #include "engine/engine.h"
 #include "model/config.h"
 #include "model/deepseek_v32.h"
@@ -216,6 +217,10 @@ int serve_command(int argc, char** argv) {
   } catch (const ArgsError& e) {
     std::fprintf(stderr, "deepserve serve: %s\n", e.what());
     return 2;
+  }
+  if (args.version_requested) {
+    std::printf("deepserve %s\n", kVersion);
+    return 0;
   }
   if (args.help_requested) {
     std::fputs(args.help.c_str(), stdout);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include <CLI/CLI.hpp>
 
@@ -104,6 +105,19 @@ void one_of(const std::string& flag, const std::string& v, std::initializer_list
   throw ArgsError(flag + " " + v + ": not supported; " + what);
 }
 
+// The value type shown by --help (CLI11 prints TEXT for string options): SGLang's int / float flags.
+const char* value_type(const std::string& first) {
+  static const std::set<std::string> ints = {
+      "--context-length", "--port", "--log-requests-level", "--stream-interval", "--tp", "--dp", "--ep", "--pp",
+      "--nnodes", "--node-rank", "--pp-async-batch-depth", "--page-size", "--max-running-requests",
+      "--max-total-tokens", "--chunked-prefill-size", "--max-prefill-tokens", "--cuda-graph-max-bs",
+      "--speculative-num-steps", "--speculative-eagle-topk", "--speculative-num-draft-tokens"};
+  static const std::set<std::string> floats = {"--mem-fraction-static", "--watchdog-timeout"};
+  if (ints.count(first)) return "INT";
+  if (floats.count(first)) return "FLOAT";
+  return "TEXT";
+}
+
 }  // namespace
 
 ServerArgs parse_server_args(int argc, const char* const* argv) {
@@ -122,8 +136,11 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
       vals[i] = f.default_value;
       opts[i] = app.add_option(f.names, vals[i], help);
       if (*f.default_value) opts[i]->default_str(f.default_value);
+      opts[i]->type_name(value_type(first_name(f.names)));
     }
   }
+  bool version = false;
+  app.add_flag("--version", version, "print the deepserve version and exit");
   // Numerics switch is ours; --help lists everything.
   ServerArgs a;
   try {
@@ -134,6 +151,10 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
     return a;
   } catch (const CLI::ParseError& e) {
     throw ArgsError(e.what());
+  }
+  if (version) {
+    a.version_requested = true;
+    return a;
   }
 
   std::map<std::string, size_t> idx;

@@ -67,6 +67,8 @@ struct ServerArgs {
   std::vector<std::string> notes;
   /// Set when --help was given; `help` holds the text.
   bool help_requested = false;
+  /// Set when --version was given (nothing else is parsed or checked).
+  bool version_requested = false;
   std::string help;
 };
 
