@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "model/sampler.h"
+#include "text/token_mask.h"
 
 namespace ds {
 
@@ -37,6 +39,13 @@ struct Request {
   /// the token at position 0 has no log-probability. Prompt positions scored must be computed by
   /// this request, so the radix cache serves at most the tokens before them (as SGLang). -1: none.
   int prompt_logprob_start = -1;
+  /// Constrained decoding (response_format, text/token_mask.h): masks the logits before sampling
+  /// (after penalties, before temperature/top-k/top-p) and follows every chosen token. One instance
+  /// per request (never shared between choices). Null: unconstrained.
+  std::shared_ptr<TokenConstraint> constraint;
+  /// Test hook (--debug-inject-output, `debug_forced_prefix`): the first generated tokens are these
+  /// ids instead of sampled ones (the constraint still follows them); sampling takes over after.
+  std::vector<int32_t> forced_output;
 };
 
 /// One prompt token's log-probability: log-softmax of the previous position's raw logits at

@@ -1,6 +1,7 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <span>
 #include <stdexcept>
@@ -306,7 +307,17 @@ bool Scheduler::advance(SchedRequest& r, const float* logits) {
         if (s >= 0 && s < vocab) processed[size_t(s)] = -std::numeric_limits<float>::infinity();
     logits = processed.data();
   }
-  const int32_t tok = sample_token(logits, vocab, r.req.sampling, r.rng);
+  if (r.req.constraint) {  // constrained decoding (text/token_mask.h): forbidden tokens get -inf
+    if (processed.empty()) processed.assign(logits, logits + vocab);
+    if (!r.req.constraint->apply(processed))  // only the end ids are left: min_tokens cannot hold them
+      for (int32_t s : stops)
+        if (s >= 0 && s < vocab && std::isinf(processed[size_t(s)])) processed[size_t(s)] = 0.0f;
+    logits = processed.data();
+  }
+  const size_t n_gen = size_t(r.generated());
+  const int32_t tok = n_gen < r.req.forced_output.size() ? r.req.forced_output[n_gen]  // test hook
+                                                          : sample_token(logits, vocab, r.req.sampling, r.rng);
+  if (r.req.constraint) r.req.constraint->accept(tok);
   r.seq.push_back(tok);
   TokenEvent ev;
   ev.token = tok;

@@ -9,6 +9,7 @@
 #include "server/engine_request.h"
 #include "server/logprobs_json.h"
 #include "server/metrics.h"
+#include "server/response_format.h"
 #include "text/encoding_dsv32.h"
 
 namespace ds {
@@ -93,6 +94,9 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
   if (!r.debug_model_text.empty() && !ctx.debug_inject)
     throw ApiError(400, "debug_model_text: test hook not enabled (start the server with --debug-inject-output)",
                    "debug_model_text");
+  if (!r.debug_forced_prefix.empty() && !ctx.debug_inject)
+    throw ApiError(400, "debug_forced_prefix: test hook not enabled (start the server with --debug-inject-output)",
+                   "debug_forced_prefix");
   RenderedPrompt rendered = render_chat_prompt(ctx, r);
   s->prompt_ids_ = std::move(rendered.ids);
   s->opens_reasoning_ = rendered.opens_reasoning;
@@ -107,6 +111,8 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
     Request q = base;
     q.id = s->id_ + (r.n > 1 ? std::string("-") + std::to_string(i) : "");
     if (r.seed) q.sampling.seed = *r.seed + uint64_t(i);  // n choices from one seed differ
+    q.constraint = make_json_constraint(ctx, r.grammar, q.stop_token_ids, s->opens_reasoning_);  // per choice
+    if (!r.debug_forced_prefix.empty()) q.forced_output = encode_with_markers(*ctx.tokenizer, r.debug_forced_prefix);
     std::shared_ptr<RequestStream> stream;
     if (!r.debug_model_text.empty()) {
       const std::string& text = r.debug_model_text[std::min<size_t>(size_t(i), r.debug_model_text.size() - 1)];

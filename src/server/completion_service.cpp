@@ -8,6 +8,7 @@
 
 #include "server/logprobs_json.h"
 #include "server/metrics.h"
+#include "server/response_format.h"
 
 namespace ds {
 
@@ -177,6 +178,7 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
     s->parse_generate_logprobs(b);
   }
   if (!r.debug_model_text.empty()) bad("debug_model_text", "debug_model_text: only the chat route has the test hook");
+  if (!r.debug_forced_prefix.empty()) bad("debug_forced_prefix", "debug_forced_prefix: only the chat route has the test hook");
 
   ChoiceOutputOptions o;
   o.separate_reasoning = false;
@@ -201,6 +203,7 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
       Request q = base;
       q.id = s->id_ + "-" + std::to_string(index);
       if (r.seed) q.sampling.seed = *r.seed + uint64_t(j);
+      q.constraint = make_json_constraint(ctx, r.grammar, q.stop_token_ids, false);  // one per choice
       auto c = std::make_unique<Choice>(ctx.tokenizer, ChoiceStream(o, true, -1), ctx.metrics,
                                         int(base.prompt_ids.size()));
       c->index = index;

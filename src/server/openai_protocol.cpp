@@ -1,5 +1,7 @@
 #include "server/openai_protocol.h"
 
+#include "server/response_format.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -199,16 +201,8 @@ void refuse_unsupported(const ordered_json& body) {
     if (v.is_number()) return v.get<double>() != 0.0;
     return true;
   };
-  for (const char* k : {"regex", "ebnf", "json_schema", "stop_regex"})
-    if (nonempty(k)) bad(k, std::string(k) + " is not supported yet (constrained decoding)");
-  if (!is_absent(body, "response_format")) {
-    const auto& rf = body["response_format"];
-    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
-      bad("response_format", "response_format: expected an object with a string 'type'");
-    if (rf["type"].get<std::string>() != "text")
-      bad("response_format", "response_format type '" + rf["type"].get<std::string>() +
-                                 "' is not supported yet (constrained decoding); only 'text'");
-  }
+  for (const char* k : {"regex", "ebnf", "stop_regex"})  // response_format / json_schema: response_format.h
+    if (nonempty(k)) bad(k, std::string(k) + " is not supported yet (constrained decoding covers JSON only)");
 }
 
 }  // namespace
@@ -247,6 +241,7 @@ ChatCompletionRequest parse_chat_request_json(const ordered_json& body, int max_
 
 void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequest& r) {
   refuse_unsupported(body);
+  parse_structured_output(body, r);
   if (!is_absent(body, "model")) {
     if (!body["model"].is_string()) bad("model", "model: expected a string");
     r.model = body["model"].get<std::string>();

@@ -2,6 +2,7 @@
 // 4.2-4.4, 4.6; D8, D18, D19). All JSON of the server lives here and in chat_service.cpp.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,8 @@
 #include "text/chat.h"
 
 namespace ds {
+
+struct JsonGrammar;
 
 /// An error returned to the client: HTTP status and D18's envelope
 /// {"error": {"message", "type", "param", "code"}}.
@@ -69,13 +72,18 @@ struct ChatCompletionRequest {
   /// Test hook (--debug-inject-output): the model's text per choice (one entry is used for every
   /// choice). Empty = sample normally.
   std::vector<std::string> debug_model_text;
+  /// response_format / json_schema (server/response_format.h): the grammar of the output; null = free text.
+  std::shared_ptr<const JsonGrammar> grammar;
+  /// Test hook (--debug-inject-output): the tokens of this text are the first generated tokens, then
+  /// sampling (constrained or not) continues.
+  std::string debug_forced_prefix;
 };
 
 /// Parses and validates a request body. Throws ApiError (400) naming the parameter: invalid JSON,
 /// JSON nested deeper than 64, wrong types, missing/empty messages, bad role, non-text content
 /// part (D8), temperature < 0, top_p outside (0, 1], top_k 0 or < -1, min_p outside [0, 1],
 /// n outside [1, max_n], negative max_tokens, a bad `stop`, and fields deepserve cannot honour yet
-/// (response_format other than text, tool_choice required/named (D5)); penalties outside
+/// (tool_choice required/named (D5); regex, ebnf, stop_regex; response_format: response_format.h); penalties outside
 /// their ranges, min_tokens > max_tokens, top_logprobs outside [0, 20] or without logprobs.
 /// A final assistant message with `continue_final_message: true` or DeepSeek's `prefix: true`
 /// becomes `assistant_prefix` (D9).

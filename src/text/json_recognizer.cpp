@@ -255,16 +255,24 @@ void JsonRecognizer::step_string(int32_t idx, uint8_t x, std::vector<int32_t>& o
     out.push_back(push(f));
     return;
   }
+  // Length bounds (c counts characters) only for declared strings that have them.
+  const GrammarNode* n = f.node >= 0 ? &g_->nodes[size_t(f.node)] : nullptr;
+  const bool counted = n && (n->min_length > 0 || n->max_length >= 0);
   if (x == '"') {
-    out.push_back(complete(f.parent));
-  } else if (x == '\\') {
+    if (!counted || f.c >= n->min_length) out.push_back(complete(f.parent));
+    return;
+  }
+  if (x < 0x20 || (x >= 0x80 && (x < 0xC2 || x > 0xF4))) return;
+  if (counted) {
+    if (n->max_length >= 0 && f.c >= n->max_length) return;
+    f.c += 1;
+  }
+  if (x == '\\') {
     f.b = 1;
     out.push_back(push(f));
-  } else if (x < 0x20) {
-    return;
   } else if (x < 0x80) {
-    out.push_back(idx);  // the state does not change
-  } else if (x >= 0xC2 && x <= 0xF4) {
+    out.push_back(counted ? push(f) : idx);  // uncounted ASCII: the state does not change
+  } else {
     f.a = x < 0xE0 ? 1 : x < 0xF0 ? 2 : 3;
     out.push_back(push(f));
   }

@@ -22,7 +22,8 @@ const std::set<std::string>& annotation_keywords() {
 /// Keywords the compiler understands.
 const std::set<std::string>& supported_keywords() {
   static const std::set<std::string> k = {"type",  "properties", "required", "additionalProperties", "items",
-                                          "enum",  "const",      "anyOf",    "oneOf"};
+                                          "enum",  "const",      "anyOf",    "oneOf",    "minLength",
+                                          "maxLength"};
   return k;
 }
 
@@ -134,7 +135,19 @@ class Compiler {
   }
 
   int compile_type(const ojson& s, const std::string& type, const std::string& path, int depth) {
-    if (type == "string") return simple(Kind::String);
+    if (type == "string") {
+      GrammarNode n;
+      n.kind = Kind::String;
+      for (const char* kw : {"minLength", "maxLength"}) {
+        if (!s.contains(kw)) continue;
+        const auto& v = s[kw];
+        if (!v.is_number_unsigned() || v.get<uint64_t>() > (1u << 20))
+          fail(kw, path, std::string("'") + kw + "' must be an integer in [0, 1048576]");
+        (kw[1] == 'i' ? n.min_length : n.max_length) = int(v.get<uint64_t>());
+      }
+      if (n.max_length >= 0 && n.min_length > n.max_length) fail("minLength", path, "minLength is larger than maxLength");
+      return add(std::move(n));
+    }
     if (type == "number") return simple(Kind::Number);
     if (type == "integer") return simple(Kind::Integer);
     if (type == "boolean") return literals({"true", "false"});

@@ -24,7 +24,8 @@ struct SchemaError : std::runtime_error {
 ///   appear, optional ones may be skipped, each at most once); `generic` objects (no `properties`)
 ///   take any string keys with Any values.
 /// - Array: `items` node (every element), or Any when the schema has no `items`.
-/// - String, Number (JSON number), Integer (-?(0|[1-9][0-9]*)).
+/// - String (optionally minLength/maxLength in characters: code points, an escape is one),
+///   Number (JSON number), Integer (-?(0|[1-9][0-9]*)).
 /// - Literals: the output is exactly one of `literals` (compact JSON text of each enum/const value,
 ///   also true/false/null), sorted bytewise, duplicates removed.
 /// - AnyOf: one of `alts` (anyOf, oneOf, a `type` array, and Any).
@@ -39,6 +40,7 @@ struct GrammarNode {
   std::vector<Property> props;
   bool generic = false;
   int items = -1;
+  int min_length = 0, max_length = -1;  // String: length bounds in characters (-1: none)
   std::vector<std::string> literals;
   std::vector<int> alts;
 };
@@ -54,10 +56,11 @@ struct JsonGrammar {
 /// Compiles a JSON Schema (the supported subset, docs/constrained_decoding.md): `type` (object,
 /// array, string, number, integer, boolean, null, or an array of these), `properties`, `required`,
 /// `additionalProperties: false` (also the meaning when absent, as xgrammar's strict mode; `true`
-/// only without `properties`), `items`, `enum`, `const`, `anyOf`, `oneOf` (treated as anyOf), and
+/// only without `properties`), `items`, `enum`, `const`, `anyOf`, `oneOf` (treated as anyOf),
+/// `minLength` / `maxLength` (strings), and
 /// annotations that do not constrain (title, description, $schema, $id, default, examples,
 /// $comment, strict). An empty schema `{}` or `true` is any JSON value.
-/// Throws SchemaError naming the keyword for anything else (pattern, format, minLength, $ref, allOf,
+/// Throws SchemaError naming the keyword for anything else (pattern, format, $ref, allOf,
 /// not, if, minimum, minItems, ...), for a non-object schema, unknown `type` names, `required`
 /// keys missing from `properties`, an empty `enum`, or nesting deeper than 32 subschemas.
 JsonGrammar compile_json_schema(const nlohmann::ordered_json& schema);

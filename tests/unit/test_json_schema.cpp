@@ -79,6 +79,16 @@ TEST(JsonRecognizer, WhitespaceRunsAreCapped) {
   EXPECT_FALSE(accepts(g, std::string(33, ' ') + "7"));
 }
 
+TEST(JsonRecognizer, StringLengthBoundsCountCharacters) {
+  auto g = schema(R"({"type":"string","minLength":2,"maxLength":3})");
+  for (const char* ok : {R"("ab")", R"("abc")", "\"\xc3\xa9\xe2\x82\xac\"", R"("a\n")", R"("\u00e9\t")"})
+    EXPECT_TRUE(accepts(g, ok)) << ok;
+  for (const char* bad : {R"("a")", R"("abcd")", R"("")", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80x\"", R"("\n\n\n\n")"})
+    EXPECT_FALSE(accepts(g, bad)) << bad;
+  EXPECT_EQ(schema_error_keyword(R"({"type":"string","minLength":-1})"), "minLength");
+  EXPECT_EQ(schema_error_keyword(R"({"type":"string","minLength":3,"maxLength":2})"), "minLength");
+}
+
 TEST(JsonRecognizer, OptionalPropertiesKeepSchemaOrder) {
   auto g = schema(R"({"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"boolean"},
                      "c":{"type":"null"}},"required":["b"],"additionalProperties":false})");

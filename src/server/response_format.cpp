@@ -1,0 +1,79 @@
+#include "server/response_format.h"
+
+#include "server/chat_service.h"
+#include "text/encoding_dsv32.h"
+
+namespace ds {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& param, const std::string& msg) { throw ApiError(400, msg, param); }
+
+std::shared_ptr<const JsonGrammar> compile(const ordered_json& schema, const std::string& param) {
+  try {
+    return std::make_shared<const JsonGrammar>(compile_json_schema(schema));
+  } catch (const SchemaError& e) {
+    bad(param, std::string(e.what()) + " (supported: type, properties, required, additionalProperties, items, "
+                                       "enum, const, anyOf, oneOf; docs/constrained_decoding.md)");
+  }
+}
+
+bool present(const ordered_json& body, const char* key) { return body.contains(key) && !body[key].is_null(); }
+
+}  // namespace
+
+void parse_structured_output(const ordered_json& body, ChatCompletionRequest& r) {
+  if (present(body, "debug_forced_prefix")) {
+    if (!body["debug_forced_prefix"].is_string()) bad("debug_forced_prefix", "debug_forced_prefix: expected a string");
+    r.debug_forced_prefix = body["debug_forced_prefix"].get<std::string>();
+  }
+  const bool rf = present(body, "response_format");
+  const bool js = present(body, "json_schema") &&
+                  !(body["json_schema"].is_string() && body["json_schema"].get<std::string>().empty());
+  if (js) {
+    if (rf && !(body["response_format"].is_object() && body["response_format"].value("type", "") == "text"))
+      bad("json_schema", "json_schema and response_format cannot both be set");
+    if (!body["json_schema"].is_string()) bad("json_schema", "json_schema: expected the schema as a JSON string");
+    ordered_json schema;
+    try {
+      schema = ordered_json::parse(body["json_schema"].get<std::string>());
+    } catch (const std::exception& e) {
+      bad("json_schema", std::string("json_schema: not valid JSON: ") + e.what());
+    }
+    r.grammar = compile(schema, "json_schema");
+    return;
+  }
+  if (!rf) return;
+  const auto& f = body["response_format"];
+  if (!f.is_object() || !f.contains("type") || !f["type"].is_string())
+    bad("response_format", "response_format: expected an object with a string 'type'");
+  const std::string type = f["type"].get<std::string>();
+  if (type == "text") return;
+  if (type == "json_object") {
+    r.grammar = std::make_shared<const JsonGrammar>(json_object_grammar());
+    return;
+  }
+  if (type != "json_schema")
+    bad("response_format", "response_format type '" + type + "' is not supported; use 'text', 'json_object' or 'json_schema'");
+  const ordered_json* holder = &f;  // {"type": "json_schema", "schema": ...} is accepted too
+  if (present(f, "json_schema")) {
+    if (!f["json_schema"].is_object()) bad("response_format", "response_format.json_schema: expected an object");
+    holder = &f["json_schema"];
+  }
+  if (!present(*holder, "schema")) bad("response_format", "schema_ is required for json_schema response format request.");
+  r.grammar = compile((*holder)["schema"], "response_format");
+}
+
+std::shared_ptr<TokenConstraint> make_json_constraint(const ServeContext& ctx,
+                                                      const std::shared_ptr<const JsonGrammar>& grammar,
+                                                      const std::vector<int32_t>& end_ids, bool think_open) {
+  if (!grammar) return nullptr;
+  int32_t think_end = -1;
+  if (think_open) {
+    auto id = ctx.tokenizer->token_to_id(dsv32::kThinkEnd);
+    if (id) think_end = *id;
+  }
+  return std::make_shared<JsonConstraint>(grammar, TokenTrie::for_tokenizer(*ctx.tokenizer), end_ids, think_end);
+}
+
+}  // namespace ds
