@@ -101,12 +101,16 @@ def index_records(calls, start_pos, topk):
 
 def load_model(ckpt):
     """(model, config dict, device): FP32 eager DeepseekV32ForCausalLM with the preset's dequantized weights."""
+    return build_model(json.load(open(f"{ckpt}/config.json")), oc.read_checkpoint(ckpt))
+
+
+def build_model(c, ck):
+    """(model, c, device) from a config.json dict and a {name: tensor} checkpoint (official names)."""
     from transformers import DeepseekV32Config, DeepseekV32ForCausalLM
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    c = json.load(open(f"{ckpt}/config.json"))
     hc = dict(c)
     hc.pop("quantization_config")
     config = DeepseekV32Config(**hc)
@@ -125,7 +129,6 @@ def load_model(ckpt):
         model.set_experts_implementation("eager")
     except Exception as e:  # noqa: BLE001
         print("set_experts_implementation:", e)
-    ck = oc.read_checkpoint(ckpt)
     sd = hf_state_dict(ck, c)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [m for m in missing if "rotary" not in m and "inv_freq" not in m]
