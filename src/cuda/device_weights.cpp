@@ -33,8 +33,9 @@ struct DeviceWeights::Builder {
   cudaEvent_t ev[2] = {nullptr, nullptr};
   int half = 0;
   static constexpr size_t kHalf = size_t(32) << 20;
-  size_t uploaded = 0, next_log = size_t(1) << 30;
-  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  size_t uploaded = 0;
+  size_t total = 0;  // bytes to upload (from the dry pass), for the progress line
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now(), last_log = t0;
 
   int64_t weight_bytes = 0;  // bytes of weight tensors (not the ExpertDev arrays)
   uint8_t* take(size_t bytes, bool weight = true) {
@@ -57,10 +58,12 @@ struct DeviceWeights::Builder {
       half ^= 1;
     }
     uploaded += bytes;
-    if (uploaded >= next_log) {
-      const double s_el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      spdlog::info("weights: {:.1f} GB uploaded ({:.2f} GB/s)", uploaded / 1e9, uploaded / 1e9 / std::max(s_el, 1e-9));
-      next_log += size_t(1) << 30;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_log >= std::chrono::seconds(5)) {  // progress line every 5 s
+      const double s_el = std::chrono::duration<double>(now - t0).count();
+      spdlog::info("weights: {:.1f} / {:.1f} GB uploaded ({:.0f}%, {:.2f} GB/s)", uploaded / 1e9, total / 1e9,
+                   total ? 100.0 * double(uploaded) / double(total) : 0.0, uploaded / 1e9 / std::max(s_el, 1e-9));
+      last_log = now;
     }
   }
   uint64_t next_seed() { return seed * 0x100000001b3ull + (++tensor_id) * 0x9e3779b97f4a7c15ull; }
@@ -268,6 +271,7 @@ std::unique_ptr<DeviceWeights> DeviceWeights::load(const std::string& dir) {
   out->base_ = base;
   Builder b{out->cfg_, &w};
   b.base = static_cast<uint8_t*>(base);
+  b.total = dry.used;
   start(b);
   b.all(*out);
   const double s = finish(b);
