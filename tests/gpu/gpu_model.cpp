@@ -10,7 +10,9 @@
 //  - logits of: one 40-token prompt with every row's logits (rows past index_topk 16 use the
 //    indexer's top-k); a batch of three prompts of mixed lengths (5, 23, 37) in one plan; a 50-token
 //    prompt prefilled in chunks 20 + 20 + 10; mixed steps (a decode of one sequence + a prefill
-//    chunk of another in one plan); 64 greedy decode steps of two sequences batched together.
+//    chunk of another in one plan); 64 greedy decode steps of two sequences batched together (both
+//    sides are fed the CPU's greedy token, so the logits stay comparable; the GPU's argmax must
+//    equal the CPU's at every step).
 //
 // Tolerance (normwise ||gpu - cpu|| / ||cpu|| over the logits): 2e-2. Derivation: the GPU FP8
 // GEMM accumulates each 128-K block in the tensor core (~14-bit accumulation, gemm_fp8.h; its
@@ -131,7 +133,7 @@ void scenario(ds::DeepseekV32& cpu, ds::cuda::CudaModel& gpu, const std::string&
     p.segments.push_back(seg(prompt(30, V, 6), 0, pages(20, 2)));
     P.compare(p, "decode + prefill chunk");
   }
-  // 5. greedy: two sequences decoded together for 64 steps, each side following its own argmax.
+  // 5. greedy: two sequences decoded together for 64 steps; the argmaxes must agree at every step.
   {
     const auto a = prompt(12, V, 7), b = prompt(33, V, 8);
     const auto pa = pages(30, 6), pb = pages(40, 7);
