@@ -51,6 +51,8 @@ struct StepBufs {
   float *hf, *logits;
 };
 
+constexpr int64_t kRowsPerCall = 32768;
+
 struct StepShape {
   int64_t R = 0, NL = 0, max_pages = 1, max_keys = 1;
 };
@@ -341,25 +343,30 @@ Logits CudaModel::forward(const BatchPlan& plan) {
       act_quant_ue8m0(a.qi, QuantInType::F32, R * Hi, Di, a.qiq, a.qis, st);
       index_head_weights(a.wraw, a.qis, R * Hi, 1.0f / std::sqrt(float(Hi)), 1.0f / std::sqrt(float(Di)), a.wj, st);
     }
-    IndexerArgs ia_args;
-    ia_args.q = a.qiq;
-    ia_args.w = a.wj;
-    ia_args.R = R;
-    ia_args.Hi = int(Hi);
-    ia_args.Di = int(Di);
-    ia_args.kcache = kcache;
-    ia_args.kscale = kscale;
-    ia_args.pages = a.pages;
-    ia_args.max_pages = int(s.max_pages);
-    ia_args.page_size = page_size_;
-    ia_args.n_keys = a.n_keys;
-    indexer_topk(ia_args, int(topk), s.max_keys, a.idx_ws, a.idx_ws_bytes, a.idx, st);
+    // The indexer and attention kernels put rows on grid.y (<= 65535): row chunks of kRowsPerCall.
+    for (int64_t r0 = 0; r0 < R; r0 += kRowsPerCall) {
+      IndexerArgs ia_args;
+      ia_args.q = a.qiq + r0 * Hi * Di;
+      ia_args.w = a.wj + r0 * Hi;
+      ia_args.R = std::min(kRowsPerCall, R - r0);
+      ia_args.Hi = int(Hi);
+      ia_args.Di = int(Di);
+      ia_args.kcache = kcache;
+      ia_args.kscale = kscale;
+      ia_args.pages = a.pages + r0 * s.max_pages;
+      ia_args.max_pages = int(s.max_pages);
+      ia_args.page_size = page_size_;
+      ia_args.n_keys = a.n_keys + r0;
+      indexer_topk(ia_args, int(topk), s.max_keys, a.idx_ws, a.idx_ws_bytes, a.idx + r0 * topk, st);
+    }
     // 4.3.7: latent + k_pe into the rows' slots (before attention: rows of a chunk see each other).
     mla_cache_store(a.ckv, R, int(C), int(dr), a.slots, kv_dtype_, cache, st);
     // 4.7: absorbed attention over the selected (or all causal) slots.
     mla_absorb_q(a.q, R, int(dq), L.w_uk, a.q_lat, a.q_pe, true, st);
-    mla_sparse_attention(a.q_lat, a.q_pe, R, int(H), int(C), int(dr), cache, kv_dtype_, a.idx, a.n_attn, int(topk),
-                         float(c.softmax_scale()), a.o_lat, st);
+    for (int64_t r0 = 0; r0 < R; r0 += kRowsPerCall)
+      mla_sparse_attention(a.q_lat + r0 * H * C, a.q_pe + r0 * H * dr, std::min(kRowsPerCall, R - r0), int(H), int(C),
+                           int(dr), cache, kv_dtype_, a.idx + r0 * topk, a.n_attn + r0, int(topk),
+                           float(c.softmax_scale()), a.o_lat + r0 * H * C, st);
     round_to_bf16(a.o_lat, R * H * C, st);
     mla_absorb_out(a.o_lat, R, L.w_uv, a.ao, true, st);
     // 4.8 output projection; then the FFN's fused residual norm.
