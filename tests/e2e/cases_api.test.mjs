@@ -312,23 +312,53 @@ test("api-logprobs-shape: chat logprobs entries {token, logprob, bytes, top_logp
   assert.equal(off.choices[0].logprobs, null);
 });
 
-test("api-json-schema-with-thinking: constrained decoding does not exist yet - a 400 naming response_format", async () => {
-  // The case expects JSON content {"city": "Paris"} after a free reasoning block. deepserve has no
-  // constrained decoding yet, so it refuses response_format json_schema / json_object (never silently
-  // ignores it); this test checks that current behaviour and must change when the grammar arrives.
+test("api-json-schema-with-thinking: the grammar applies after </think>; reasoning stays free", async () => {
+  // The tiny model is random, so the case's {"city": "Paris"} needs the schema narrowed to that value
+  // (enum / const); the case's own schema is checked for shape. The model's first tokens are forced
+  // to close the reasoning block (test hook debug_forced_prefix); everything after is sampled under
+  // the grammar. docs/constrained_decoding.md.
   const c = cases["api-json-schema-with-thinking"];
-  for (const rf of [c.input.body.response_format, { type: "json_object" }]) {
-    for (const thinking of [true, false]) {
-      await assert.rejects(client.chat.completions.create({ ...c.input.body, model: NAME, response_format: rf,
-        chat_template_kwargs: { thinking } }), (e) => {
-        assert.equal(e.status, 400);
-        assert.equal(e.param, "response_format");
-        assert.match(e.message, /response_format/);
-        return true;
-      });
-    }
+  const exp = c.expected;
+  const schema = c.input.body.response_format.json_schema.schema;
+  const [quote] = fromPreTrained().encode('"', { add_special_tokens: false });
+  for (const city of [{ type: "string", enum: ["Paris"] }, { const: "Paris" }]) {
+    const narrowed = { ...schema, properties: { city } };
+    const body = { ...c.input.body, model: NAME, seed: 7, debug_forced_prefix: "The capital of France.</think>",
+      response_format: { type: "json_schema", json_schema: { name: "r", schema: narrowed } } };
+    const r = await client.chat.completions.create(body);
+    assert.ok(exp.content_parses_as_json);
+    assert.deepEqual(JSON.parse(r.choices[0].message.content), exp.content_json);
+    assert.equal(r.choices[0].finish_reason, "stop");
+    assert.ok(exp.reasoning_content_non_empty);
+    assert.equal(r.choices[0].message.reasoning_content, "The capital of France.");
+    let content = "";
+    for await (const ch of await client.chat.completions.create({ ...body, stream: true }))
+      content += ch.choices[0]?.delta?.content ?? "";
+    assert.equal(content, r.choices[0].message.content);
   }
-  // response_format text is accepted.
+  // The case's own schema: any string city. A logit_bias on `"` keeps the random string short.
+  const own = await client.chat.completions.create({ ...c.input.body, model: NAME, seed: 8, logit_bias: { [quote]: 8 },
+    debug_forced_prefix: "Thinking.</think>" });
+  const v = JSON.parse(own.choices[0].message.content);
+  assert.deepEqual(Object.keys(v), ["city"]);
+  assert.equal(typeof v.city, "string");
+  // reasoning_content_is_not_json_constrained: sampled reasoning (no </think> yet) is free text.
+  assert.ok(exp.reasoning_content_is_not_json_constrained);
+  const free = await client.chat.completions.create({ ...c.input.body, model: NAME, seed: 9, max_tokens: 24 });
+  assert.ok(free.choices[0].message.reasoning_content.length > 0);
+  assert.throws(() => JSON.parse(free.choices[0].message.reasoning_content));
+  assert.equal(free.choices[0].message.content, "");
+  // Thinking off: the grammar applies from the first token; json_object too.
+  for (const rf of [c.input.body.response_format, { type: "json_object" }]) {
+    const r = await client.chat.completions.create({ ...c.input.body, model: NAME, seed: 10, max_tokens: 600,
+      chat_template_kwargs: { thinking: false }, response_format: rf, logit_bias: { [quote]: 8 } });
+    assert.equal(r.choices[0].finish_reason, "stop");
+    const j = JSON.parse(r.choices[0].message.content);
+    assert.equal(typeof j, "object");
+    if (rf.type === "json_schema") assert.equal(typeof j.city, "string");
+    assert.equal(r.choices[0].message.reasoning_content, null);
+  }
+  // response_format text is free text.
   const r = await client.chat.completions.create({ ...c.input.body, model: NAME, response_format: { type: "text" },
     debug_model_text: 'Paris is the city.</think>{"city": "Paris"}' });
   assert.deepEqual(JSON.parse(r.choices[0].message.content), c.expected.content_json);
