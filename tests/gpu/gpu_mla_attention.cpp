@@ -318,11 +318,27 @@ void absorb_checks(int64_t R, int H, int dn, int dr, int dv, int C, bool bf16_w,
         std::printf("RESULT %s %s normwise %.3g\n", what, tag.c_str(), e);
         check(e <= 1e-5, std::string(what) + " " + tag + " normwise <= 1e-5");
       } else {
-        int64_t worst = 0;
-        for (size_t i = 0; i < rf.size(); ++i) worst = std::max(worst, bf16_ulps(g[i], ds::round_bf16(rf[i])));
+        // Each output within 1 BF16 ulp of the rounded FP32 reference, except where the sum
+        // cancels: there the FP32 summation-order noise (2^-24 sqrt(C) x the terms' size, bounded by
+        // 1e-6 x rms of the outputs for these O(1) inputs) can move a near-zero value across many
+        // BF16 steps (the first run found such elements at R=64, H=128, C=512), so the per-element
+        // bar is |g - bf16(ref)| <= ulp(bf16(ref)) + 1e-6 x rms(ref).
+        double rms = 0;
+        for (float x : rf) rms += double(x) * double(x);
+        rms = std::sqrt(rms / double(rf.size()));
+        int64_t bad = 0, worst = 0;
+        for (size_t i = 0; i < rf.size(); ++i) {
+          const float want = ds::round_bf16(rf[i]);
+          const int64_t u = bf16_ulps(g[i], want);
+          worst = std::max(worst, u);
+          const double ulp = std::ldexp(1.0, std::ilogb(want == 0.f ? 1e-38f : want) - 7);
+          if (u > 1 && std::fabs(double(g[i]) - double(want)) > ulp + 1e-6 * rms) ++bad;
+        }
         for (auto& x : rf) x = ds::round_bf16(x);
         const double e = normwise(g, rf);
-        check(worst <= 1 && e <= 1e-4, std::string(what) + " " + tag + " bf16 <= 1 ulp, normwise <= 1e-4");
+        std::printf("RESULT %s %s bf16: normwise %.3g, largest ulp distance %lld, beyond the cancellation bar %lld\n",
+                    what, tag.c_str(), e, (long long)worst, (long long)bad);
+        check(bad == 0 && e <= 1e-4, std::string(what) + " " + tag + " bf16 <= 1 ulp (cancellation bar), normwise <= 1e-4");
       }
     }
     std::vector<float> gpe = d_qpe.download();
