@@ -1,8 +1,13 @@
 #include "server/http_server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <thread>
@@ -24,14 +29,71 @@ using namespace std::chrono_literals;
 
 namespace {
 constexpr size_t kMaxPayload = size_t(16) << 20;  // D21
-// HTTP threads beyond --max-running-requests: cpp-httplib gives each open connection a thread while it
-// waits for the connection's next request (up to kKeepAliveTimeoutS), so idle keep-alive sockets
-// must not take every thread from /health (tests/e2e/http_surface.test.mjs: 200 idle sockets).
-constexpr int kThreadHeadroom = 256;
+// HTTP threads: cpp-httplib gives each open connection a thread while it waits for the connection's
+// next request (up to kKeepAliveTimeoutS), so a fixed pool lets idle sockets take every thread from
+// /health. The pool grows to one thread per connection up to kMaxHttpThreads and keeps
+// --max-running-requests + kThreadHeadroom threads when quiet (tests/e2e/http_surface.test.mjs).
+constexpr int kThreadHeadroom = 16;
+constexpr size_t kMaxHttpThreads = 4096;
+constexpr auto kIdleThreadLifetime = 30s;     // threads beyond the minimum exit after this idle
 constexpr int kKeepAliveTimeoutS = 5;         // an idle keep-alive connection is closed after this
 constexpr size_t kKeepAliveMaxCount = 1000;   // requests per connection (cpp-httplib's default: 5)
 constexpr int kListenBacklog = SOMAXCONN;      // cpp-httplib's compiled-in backlog is 5
 constexpr auto kHeartbeat = 200ms;                // non-streaming: whitespace so a closed socket is noticed
+
+/// cpp-httplib task queue that starts a thread whenever every thread is busy (up to `max`), and
+/// lets threads beyond `min` exit after kIdleThreadLifetime without work. shutdown() runs the
+/// queued jobs, then waits for every thread to exit.
+class GrowingThreadPool final : public httplib::TaskQueue {
+ public:
+  GrowingThreadPool(size_t min, size_t max) : min_(min), max_(std::max(min, max)) {}
+  ~GrowingThreadPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock<std::mutex> lk(mu_);
+    jobs_.push_back(std::move(fn));
+    if (jobs_.size() > idle_ && live_ < max_) {
+      ++live_;
+      std::thread([this] { work(); }).detach();
+    } else {
+      cv_.notify_one();
+    }
+  }
+
+  void shutdown() override {
+    std::unique_lock<std::mutex> lk(mu_);
+    stop_ = true;
+    cv_.notify_all();
+    done_.wait(lk, [this] { return live_ == 0; });
+  }
+
+ private:
+  void work() {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      ++idle_;
+      const bool woke = cv_.wait_for(lk, kIdleThreadLifetime, [this] { return stop_ || !jobs_.empty(); });
+      --idle_;
+      if (!jobs_.empty()) {
+        std::function<void()> fn = std::move(jobs_.front());
+        jobs_.pop_front();
+        lk.unlock();
+        fn();
+        lk.lock();
+        continue;
+      }
+      if (stop_ || (!woke && live_ > min_)) break;
+    }
+    if (--live_ == 0) done_.notify_all();
+  }
+
+  const size_t min_, max_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_;
+  std::deque<std::function<void()>> jobs_;
+  size_t live_ = 0, idle_ = 0;
+  bool stop_ = false;
+};
 
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
@@ -370,8 +432,8 @@ struct HttpServer::Impl {
 };
 
 HttpServer::HttpServer(const ServeContext& ctx, const ServerArgs& args) : impl_(std::make_unique<Impl>(ctx, args)) {
-  const int threads = args.max_running_requests + kThreadHeadroom;
-  impl_->svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  const size_t threads = size_t(args.max_running_requests + kThreadHeadroom);
+  impl_->svr.new_task_queue = [threads] { return new GrowingThreadPool(threads, std::max(threads, kMaxHttpThreads)); };
   impl_->svr.set_payload_max_length(kMaxPayload);
   impl_->svr.set_read_timeout(60, 0);
   impl_->svr.set_write_timeout(60, 0);

@@ -1,6 +1,7 @@
 // HTTP front end (cpp-httplib; the only file that includes httplib.h is http_server.cpp). D22:
-// thread pool sized from --max-running-requests plus headroom, every generation response through a
-// content provider (disconnects seen each step), 16 MiB payload limit, read/write timeouts.
+// a task queue that grows with the open connections (--max-running-requests + 16 threads when quiet),
+// every generation response through a content provider (disconnects seen each step), 16 MiB payload
+// limit, read/write timeouts, keep-alive timeout, 405 + Allow for a known route with another method.
 #pragma once
 #include <memory>
 #include <string>

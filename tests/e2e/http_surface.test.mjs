@@ -1,6 +1,6 @@
 // End to end (issue 6 leftovers) on the tiny model through the official openai SDK and raw HTTP:
 // prompt log-probabilities (completions echo + logprobs, /generate return_logprob), logit_bias,
-// 405 with Allow on a known route, /health_generate, and /health behind 200 idle sockets.
+// 405 with Allow on a known route, /health_generate, and /health behind 600 idle sockets.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -152,9 +152,10 @@ test("/health_generate: 200, empty body, a real one-token generation behind it",
   assert.ok(lines.length > before, "the engine generated a token for the check");
 });
 
-test("200 idle sockets do not starve /health; idle connections are closed after the keep-alive timeout", async () => {
+test("600 idle sockets do not starve /health; idle connections are closed after the keep-alive timeout", async () => {
   const { port, hostname } = new URL(server.url);
-  const sockets = await Promise.all(Array.from({ length: 200 }, () => new Promise((res, rej) => {
+  // 600 > the pool's resting size (--max-running-requests 8 + 16) and > the old fixed pool (8 + 256).
+  const sockets = await Promise.all(Array.from({ length: 600 }, () => new Promise((res, rej) => {
     const s = net.connect(Number(port), hostname, () => res(s));
     s.on("error", rej);
   })));
