@@ -152,7 +152,9 @@ bool JsonConstraint::apply(std::span<float> logits) {
       if (!((m >> (id % 64)) & 1)) logits[id] = kNegInf;
   }
   for (size_t id = V; id < logits.size(); ++id) logits[id] = kNegInf;
-  if (rec_.can_end())
+  // Complete: the end ids are allowed. A dead end (no token can continue; only possible with a
+  // vocabulary lacking single-byte tokens) also allows them, rather than sampling from nothing.
+  if (rec_.can_end() || !any)
     for (size_t k = 0; k < end_ids_.size(); ++k)
       if (end_ids_[k] >= 0 && size_t(end_ids_[k]) < logits.size()) logits[size_t(end_ids_[k])] = end_logits[k];
   return any;

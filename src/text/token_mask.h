@@ -68,6 +68,7 @@ TokenBitmask compute_token_mask(JsonRecognizer& rec, const TokenTrie& trie);
 /// block stays free, as SGLang's reasoning-aware grammar; -1 = from the first token), then only
 /// `end_ids` (EOS). Masks are cached per recognizer state (up to 64 states per instance).
 /// A token the recognizer rejects (only possible for forced tokens) switches the constraint off.
+/// A state no trie token can continue (a vocabulary without single-byte tokens) allows the end ids.
 class JsonConstraint final : public TokenConstraint {
  public:
   JsonConstraint(std::shared_ptr<const JsonGrammar> grammar, std::shared_ptr<const TokenTrie> trie,

@@ -163,3 +163,19 @@ TEST(TokenMask, RealVocabularyEqualsBruteForce) {
     EXPECT_LT(ms, 2000.0) << prefix;
   }
 }
+
+TEST(TokenMask, DeadEndAllowsEnd) {
+  // The small vocabulary has no ':' token: after {"city" only whitespace continues, and once the
+  // 32-byte whitespace run is used up nothing can: the end id is allowed instead of sampling from
+  // an all -inf row.
+  ds::JsonConstraint c(city_grammar(), small_trie(), {12}, -1);
+  for (int t : {8, 9, 2}) c.accept(t);
+  std::vector<float> logits(16, 1.0f);
+  EXPECT_TRUE(c.apply(logits));
+  EXPECT_EQ(finite(logits), (std::set<int>{5}));
+  for (int i = 0; i < 32; ++i) c.accept(5);
+  logits.assign(16, 1.0f);
+  EXPECT_FALSE(c.apply(logits));
+  EXPECT_EQ(finite(logits), (std::set<int>{12}));
+  EXPECT_FALSE(c.failed());
+}
