@@ -100,14 +100,11 @@ void JsonRecognizer::start_value(int node, int32_t parent, uint8_t x, std::vecto
       out.push_back(push(f));
       return;
     case Kind::Literals: {
-      const auto& L = n.literals;
-      int lo = -1, hi = -1;
-      for (int i = 0; i < int(L.size()); ++i)
-        if (uint8_t(L[size_t(i)][0]) == x) {
-          if (lo < 0) lo = i;
-          hi = i + 1;
-        }
-      if (lo < 0) return;
+      const auto& L = n.literals;  // sorted, non-empty: those starting with x are one range
+      auto lo_it = std::partition_point(L.begin(), L.end(), [&](const std::string& s) { return uint8_t(s[0]) < x; });
+      auto hi_it = std::partition_point(lo_it, L.end(), [&](const std::string& s) { return uint8_t(s[0]) == x; });
+      if (lo_it == hi_it) return;
+      const int lo = int(lo_it - L.begin()), hi = int(hi_it - L.begin());
       if (hi - lo == 1 && L[size_t(lo)].size() == 1) {  // a one-byte literal: done
         out.push_back(complete(parent));
         return;
@@ -305,14 +302,13 @@ void JsonRecognizer::step_number(int32_t idx, uint8_t x, std::vector<int32_t>& o
 void JsonRecognizer::step_literal(int32_t idx, uint8_t x, std::vector<int32_t>& out) {
   const Frame f = arena_[size_t(idx)];
   const auto& L = g_->nodes[size_t(f.node)].literals;
-  int lo = -1, hi = -1;
-  for (int i = f.a; i < f.b; ++i) {
-    const std::string& s = L[size_t(i)];
-    if (int(s.size()) > f.c && uint8_t(s[size_t(f.c)]) == x) {
-      if (lo < 0) lo = i;
-      hi = i + 1;
-    }
-  }
+  // L[a, b) share their first c bytes and are sorted, so those continuing with x are one range
+  // (a literal of length c, if any, sorts first).
+  const auto first = L.begin() + f.a, last = L.begin() + f.b;
+  const size_t c = size_t(f.c);
+  auto lo_it = std::partition_point(first, last, [&](const std::string& s) { return s.size() <= c || uint8_t(s[c]) < x; });
+  auto hi_it = std::partition_point(lo_it, last, [&](const std::string& s) { return uint8_t(s[c]) == x; });
+  const int lo = lo_it == hi_it ? -1 : int(lo_it - L.begin()), hi = int(hi_it - L.begin());
   if (lo >= 0) {
     if (hi - lo == 1 && int(L[size_t(lo)].size()) == f.c + 1) {
       out.push_back(complete(f.parent));  // exactly one literal, now whole

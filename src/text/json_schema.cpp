@@ -100,6 +100,7 @@ class Compiler {
       if (s.contains(kw == std::string("anyOf") ? "oneOf" : "anyOf")) fail(kw, path, "'anyOf' together with 'oneOf' is not supported");
       const auto& alts = s[kw];
       if (!alts.is_array() || alts.empty()) fail(kw, path, std::string("'") + kw + "' must be a non-empty array");
+      if (alts.size() > 32) fail(kw, path, std::string("'") + kw + "' with more than 32 alternatives is not supported");
       GrammarNode n;
       n.kind = Kind::AnyOf;
       for (size_t i = 0; i < alts.size(); ++i)
@@ -193,6 +194,14 @@ class Compiler {
         prop.node = compile(it.value(), path + "/properties/" + it.key(), depth + 1);
         n.props.push_back(std::move(prop));
       }
+    }
+    // The recognizer forks one configuration per key that may come next (json_recognizer.h): keep
+    // that window within its configuration limit.
+    for (size_t a = 0; a < n.props.size(); ++a) {
+      size_t last = a;
+      while (last + 1 < n.props.size() && !n.props[last].required) ++last;
+      if (last - a + 1 > 48)
+        fail("properties", path, "more than 48 optional properties in a row are not supported (mark some required)");
     }
     for (const auto& k : required) {
       bool found = false;

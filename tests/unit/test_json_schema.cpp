@@ -132,6 +132,17 @@ TEST(JsonRecognizer, EnumConstAndAnyOf) {
     EXPECT_FALSE(accepts(g, bad)) << bad;
 }
 
+TEST(JsonRecognizer, LargeEnum) {
+  // 3000 literals sharing prefixes: each byte narrows a sorted range.
+  nlohmann::ordered_json e = nlohmann::ordered_json::array();
+  for (int i = 0; i < 3000; ++i) e.push_back("v" + std::to_string(i * 7));
+  e.push_back(12);
+  e.push_back(123);
+  auto g = std::make_shared<const JsonGrammar>(ds::compile_json_schema(nlohmann::ordered_json{{"enum", e}}));
+  for (const char* ok : {R"("v0")", R"("v7")", R"("v20993")", "12", "123"}) EXPECT_TRUE(accepts(g, ok)) << ok;
+  for (const char* bad : {R"("v1")", R"("v20994")", R"("v")", "1", "1234", R"("v0 ")"}) EXPECT_FALSE(accepts(g, bad)) << bad;
+}
+
 TEST(JsonRecognizer, JsonObjectAndAnyValue) {
   auto g = std::make_shared<const JsonGrammar>(ds::json_object_grammar());
   for (const char* ok : {"{}", R"({"a":[1,{"b":null}],"c":"d","a":true})", R"({"x":{"y":{"z":[[],[-1.5e3]]}}})"})
@@ -160,6 +171,14 @@ TEST(JsonSchemaCompile, UnsupportedKeywordsAreNamed) {
   EXPECT_EQ(schema_error_keyword(R"({"type":"object","additionalProperties":{"type":"string"}})"), "additionalProperties");
   EXPECT_EQ(schema_error_keyword(R"("string")"), "schema");
   EXPECT_EQ(schema_error_keyword("false"), "schema");
+  // Limits that keep the recognizer's configuration count bounded.
+  std::string many = R"({"type":"object","properties":{)";
+  for (int i = 0; i < 49; ++i) many += (i ? "," : "") + std::string("\"k") + std::to_string(i) + "\":{}";
+  EXPECT_EQ(schema_error_keyword((many + "}}").c_str()), "properties");
+  EXPECT_EQ(schema_error_keyword((many + R"(},"required":["k24"]})").c_str()), "<no error>");
+  std::string alts = R"({"anyOf":[)";
+  for (int i = 0; i < 33; ++i) alts += (i ? "," : "") + std::string(R"({"const":)") + std::to_string(i) + "}";
+  EXPECT_EQ(schema_error_keyword((alts + "]}").c_str()), "anyOf");
   // Annotations are accepted.
   EXPECT_EQ(schema_error_keyword(R"({"title":"T","description":"d","type":"object","$schema":"x",
                                    "properties":{"a":{"type":"string","default":"q"}}})"), "<no error>");
