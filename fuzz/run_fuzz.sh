@@ -14,9 +14,9 @@ command -v "$CXX" >/dev/null 2>&1 || { echo "no $CXX: skipping"; exit 125; }
 echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' > "$OUT/probe.cpp"
 "$CXX" -fsanitize=fuzzer "$OUT/probe.cpp" -o "$OUT/probe" 2>/dev/null || { echo "no libFuzzer: skipping"; exit 125; }
 BIN="$OUT/fuzz_request"
-if [ ! -x "$BIN" ] || [ -n "$(find "$SRC/src/text" "$SRC/src/server/openai_protocol.cpp" "$SRC/fuzz/fuzz_request.cpp" -newer "$BIN" -name '*.[ch]*' 2>/dev/null | head -1)" ]; then
+if [ ! -x "$BIN" ] || [ -n "$(find "$SRC/src/text" "$SRC/src/server/openai_protocol.cpp" "$SRC/src/server/response_format.cpp" "$SRC/fuzz/fuzz_request.cpp" -newer "$BIN" -name '*.[ch]*' 2>/dev/null | head -1)" ]; then
   "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$SRC/src" \
-    "$SRC/fuzz/fuzz_request.cpp" "$SRC/src/server/openai_protocol.cpp" "$SRC"/src/text/*.cpp \
+    "$SRC/fuzz/fuzz_request.cpp" "$SRC/src/server/openai_protocol.cpp" "$SRC/src/server/response_format.cpp" "$SRC"/src/text/*.cpp \
     $(pkg-config --cflags --libs libpcre2-8) -o "$BIN"
 fi
 # Seeds: request bodies and model outputs from the handed cases, one per target byte.

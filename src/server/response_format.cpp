@@ -35,11 +35,17 @@ void parse_structured_output(const ordered_json& body, ChatCompletionRequest& r)
       bad("json_schema", "json_schema and response_format cannot both be set");
     if (!body["json_schema"].is_string()) bad("json_schema", "json_schema: expected the schema as a JSON string");
     ordered_json schema;
+    int too_deep = 0;  // the same nesting limit as request bodies (D21): dump() and compile recurse
     try {
-      schema = ordered_json::parse(body["json_schema"].get<std::string>());
+      schema = ordered_json::parse(body["json_schema"].get<std::string>(),
+                                   [&](int depth, ordered_json::parse_event_t, ordered_json&) {
+                                     if (depth > 64) too_deep = depth;
+                                     return true;
+                                   });
     } catch (const std::exception& e) {
       bad("json_schema", std::string("json_schema: not valid JSON: ") + e.what());
     }
+    if (too_deep) bad("json_schema", "json_schema: nested deeper than 64 levels");
     r.grammar = compile(schema, "json_schema");
     return;
   }

@@ -187,4 +187,8 @@ test("schemas the compiler cannot honour are a 400 naming the keyword; malformed
     body: JSON.stringify({ text: "x", sampling_params: { json_schema: "{not json" } }) });
   assert.equal(g.status, 400);
   assert.equal((await g.json()).error.param, "json_schema");
+  const deep = await fetch(`${server.url}/generate`, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ text: "x", sampling_params: { json_schema: '{"const":' + "[".repeat(100000) + "]".repeat(100000) + "}" } }) });
+  assert.equal(deep.status, 400);
+  assert.match((await deep.json()).error.message, /deeper than 64/);
 });
