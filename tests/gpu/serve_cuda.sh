@@ -11,20 +11,22 @@ cd "$(dirname "$0")/../.."
 BIN=${BIN:-build/cuda/gpu}
 OUT=${OUT:-/tmp/ds_gpu}
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH="$BIN/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-DS="$BIN/deepserve"
+# Only deepserve gets the collected Debian libraries (the machine's curl breaks against them).
+DS_LIBS="$BIN/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+ds() { LD_LIBRARY_PATH="$DS_LIBS" "$BIN/deepserve" "$@"; }
+[[ -f "$BIN/tokenizer.json" && -z "${DEEPSERVE_TOKENIZER_JSON:-}" ]] && export DEEPSERVE_TOKENIZER_JSON="$PWD/$BIN/tokenizer.json"
 fail=0
 check() { printf 'CHECK %-72s %s\n' "$2" "$([[ $1 == 0 ]] && echo PASS || { fail=1; echo FAIL; })"; }
-if ldd "$DS" | grep -q "not found"; then ldd "$DS" | grep "not found"; check 1 "deepserve finds its shared libraries"; exit 1; fi
+if LD_LIBRARY_PATH="$DS_LIBS" ldd "$BIN/deepserve" | grep -q "not found"; then LD_LIBRARY_PATH="$DS_LIBS" ldd "$BIN/deepserve" | grep "not found"; check 1 "deepserve finds its shared libraries"; exit 1; fi
 MODEL=$(mktemp -d)/tiny
-"$DS" make-model --preset tiny --output "$MODEL" > "$OUT/serve_make_model.log" 2>&1
+ds make-model --preset tiny --output "$MODEL" > "$OUT/serve_make_model.log" 2>&1
 check $? "make-model --preset tiny"
 REQ='{"model":"m","messages":[{"role":"user","content":"Name three colors."}],"max_tokens":12,"temperature":0,"ignore_eos":true}'
 
 # serve <device> <port> <log>: starts a server, waits for /health (120 s), sends REQ, prints the body.
 serve() {
   local dev=$1 port=$2 log=$3
-  "$DS" serve --model-path "$MODEL" --device "$dev" --port "$port" --served-model-name m > "$log" 2>&1 &
+  LD_LIBRARY_PATH="$DS_LIBS" "$BIN/deepserve" serve --model-path "$MODEL" --device "$dev" --port "$port" --served-model-name m > "$log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 240); do
     curl -sf "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
