@@ -49,14 +49,6 @@ __device__ __forceinline__ void block_mma(float (&c)[4], const uint4 (&ar)[2], c
   }
 }
 
-__device__ __forceinline__ uint4 ld_stream(const uint8_t* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
 __device__ __forceinline__ float out_round(float v, bool bf16) {
   return bf16 ? __bfloat162float(__float2bfloat16_rn(v)) : v;
 }
@@ -126,14 +118,27 @@ __device__ __forceinline__ Fp8WeightDev weight_of(const Args& a, int g, int p) {
   return a.w_base ? a.w_base[int64_t(g) * a.w_stride + p] : a.w;
 }
 
-// ---- streaming kernel: tiles of 16 rows, weights straight from DRAM into MMA fragments ----------
-// 8 warps = (8 / kw) column groups x kw K groups; warp (cg, kg) computes 16 rows x NT*8 columns over
-// K group kg; the kw partials are added in group order through shared memory.
+// ---- streaming kernel: tiles of 16 rows, weights DRAM -> shared ring (cp.async) -> MMA fragments --
+// 8 warps = (8 / G) column groups x G K groups; warp (cg, kg) computes 16 rows x NT*8 columns over
+// K group kg. Each warp keeps its own ring of S = kStreamUnits / NT K-block stages in shared memory
+// (NT * 1 KB a stage): every lane cp.asyncs the 16-byte pieces of the weight it will itself feed to
+// the MMA (so a lane only waits for its own copies: no barrier in the main loop), with up to
+// kStreamUnits KB per warp in flight; a stage is refilled right after it is read. Activation
+// fragments and scales of the next block are loaded (through L1) while the current block computes.
+// The G partials are added in group order through shared memory (the ring, reused). HALVES = 1
+// when the tile has <= 8 rows (MMA rows 8..15 are zero and not loaded).
 constexpr int kStreamWarps = 8;
+constexpr int kStreamUnits = 8;  // (K block, 8-column tile) pairs in flight per warp: 8 KB
+constexpr int kStreamSmem = kStreamWarps * kStreamUnits * 1024;
 
-template <int NT>
-__global__ void __launch_bounds__(kStreamWarps * 32) gemm_fp8_stream_kernel(Args a) {
-  __shared__ float red[kStreamWarps][NT * 4][32];
+__device__ __forceinline__ void cp_async16_stream(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+
+template <int NT, int HALVES>
+__global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(Args a) {
+  constexpr int S = kStreamUnits / NT;  // ring stages per warp
+  extern __shared__ __align__(16) uint4 ring[];  // [warp][S][NT][2][32 lanes]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int r = lane >> 2, q = lane & 3;
   const int kb = int(a.K / 128), G = k_groups(kb);
@@ -149,63 +154,105 @@ __global__ void __launch_bounds__(kStreamWarps * 32) gemm_fp8_stream_kernel(Args
   const int64_t n0 = (int64_t(blockIdx.x) * ncg + cgi) * (NT * 8);
 
   // Activation rows of this lane (zero rows past `rows`).
-  const bool va = r < rows, vb = r + 8 < rows;
+  const bool va = r < rows, vb = HALVES == 2 && r + 8 < rows;
   const int64_t ra = va ? (a.a_rows ? a.a_rows[row0 + r] : row0 + r) : 0;
   const int64_t rb = vb ? (a.a_rows ? a.a_rows[row0 + r + 8] : row0 + r + 8) : 0;
   const uint8_t* xa = a.xq + ra * K + q * 16;
   const uint8_t* xb = a.xq + rb * K + q * 16;
-  const uint8_t* wp[NT];
-  bool wv[NT];
+  const float* xsa = a.xs + ra * kb;
+  const float* xsb = a.xs + rb * kb;
+  // The warp's NT * 8 columns start at a multiple of NT * 8 (which divides 128), so they share one
+  // row of 128 x 128 weight scales.
+  const uint8_t* wp = w.data + imin64(n0 + r, N - 1) * K + q * 16;  // tile t: + t * 8 * K
+  const float* wsp = w.scale_inv + (imin64(n0, N - 1) / 128) * kb;
+  unsigned wv = 0;
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    const int64_t n = n0 + t * 8 + r;
-    wv[t] = n < N;
-    wp[t] = w.data + (wv[t] ? n : 0) * K + q * 16;
-  }
-  float acc[NT][4];
+  for (int t = 0; t < NT; ++t) wv |= (n0 + t * 8 + r < N ? 1u : 0u) << t;
+
+  const int b0 = group_begin(kg, kb, G), nb = group_begin(kg + 1, kb, G) - b0;
+  uint4* my = ring + warp * (S * NT * 2 * 32);
+  const uint32_t my_s = uint32_t(__cvta_generic_to_shared(my + lane));
+  const uint32_t tK = uint32_t(8 * K);  // bytes between 8-column tiles (< 2^32: K <= 2^28 checked)
+  // Refills `slot` with block b0 + i (zeros for tiles past N); one commit group per call (empty
+  // past the end), so wait_group counts stay uniform.
+  auto issue = [&](int i, int slot) {
+    if (i < nb) {
+      const uint8_t* src = wp + int64_t(b0 + i) * 128;
+      const uint32_t dst = my_s + uint32_t(slot) * (NT * 1024);
 #pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
-  const int b0 = group_begin(kg, kb, G), b1 = group_begin(kg + 1, kb, G);
+      for (int t = 0; t < NT; ++t) {
+        const bool ok = (wv >> t) & 1;
+        const uint8_t* s_t = src + (ok ? t * tK : 0u);
+        cp_async16_stream(dst + t * 1024, s_t, ok);
+        cp_async16_stream(dst + t * 1024 + 512, s_t + 64, ok);
+      }
+    }
+    asm volatile("cp.async.commit_group;\n" ::);
+  };
+#pragma unroll
+  for (int i = 0; i < S; ++i) issue(i, i);
+
   const uint4 z = make_uint4(0, 0, 0, 0);
-  for (int b = b0; b < b1; ++b) {
-    uint4 bw[NT][2];
-#pragma unroll
-    for (int t = 0; t < NT; ++t)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) bw[t][h] = wv[t] ? ld_stream(wp[t] + b * 128 + h * 64) : z;
-    uint4 ar[2], ar8[2];
+  uint4 ar[2], ar8[2];
+  float sa = 0.f, sb = 0.f, ws = 0.f;
+  auto load_a = [&](int i) {
+    const int64_t b = b0 + i;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       ar[h] = va ? __ldg(reinterpret_cast<const uint4*>(xa + b * 128 + h * 64)) : z;
       ar8[h] = vb ? __ldg(reinterpret_cast<const uint4*>(xb + b * 128 + h * 64)) : z;
     }
-    const float sa = va ? a.xs[ra * kb + b] : 0.f, sb = vb ? a.xs[rb * kb + b] : 0.f;
+    sa = va ? __ldg(xsa + b) : 0.f;
+    sb = vb ? __ldg(xsb + b) : 0.f;
+    ws = __ldg(wsp + b);
+  };
+  if (nb > 0) load_a(0);
+
+  float acc[NT][4];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+  int slot = 0;
+#pragma unroll 1
+  for (int i = 0; i < nb; ++i) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 1));  // this lane's copies of block i landed
+    const uint4 ca[2] = {ar[0], ar[1]}, ca8[2] = {ar8[0], ar8[1]};
+    const float s0 = __fmul_rn(sa, ws), s1 = __fmul_rn(sb, ws);
+    if (i + 1 < nb) load_a(i + 1);
+    const uint4* st = my + slot * (NT * 64) + lane;
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
-      const int64_t nt0 = imin64(n0 + t * 8, N - 1);
-      const float ws = w.scale_inv[(nt0 / 128) * kb + b];
+      const uint4 bw[2] = {st[t * 64], st[t * 64 + 32]};
       float c[4];
-      block_mma(c, ar, ar8, bw[t]);
-      const float s0 = __fmul_rn(sa, ws), s1 = __fmul_rn(sb, ws);
+      block_mma(c, ca, ca8, bw);
       acc[t][0] = __fadd_rn(acc[t][0], __fmul_rn(c[0], s0));
       acc[t][1] = __fadd_rn(acc[t][1], __fmul_rn(c[1], s0));
       acc[t][2] = __fadd_rn(acc[t][2], __fmul_rn(c[2], s1));
       acc[t][3] = __fadd_rn(acc[t][3], __fmul_rn(c[3], s1));
     }
+    issue(i + S, slot);  // refill the stage just read (this lane's own bytes: no barrier needed)
+    slot = slot + 1 == S ? 0 : slot + 1;
+  }
+  asm volatile("cp.async.wait_all;\n" ::);
+  // Group partials through the ring: warp w's NT * 4 values per lane at ring[w][...] as floats.
+  float* red = reinterpret_cast<float*>(ring);
+  constexpr int kRed = NT * 4 * 32;  // floats per warp (<= the warp's ring)
+  if (G > 1) {
+    __syncthreads();  // every warp is done reading its ring
+    if (kg != 0) {
+#pragma unroll
+      for (int j = 0; j < NT * 4; ++j) red[warp * kRed + j * 32 + lane] = acc[j / 4][j % 4];
+    }
+    __syncthreads();
+    if (kg != 0) return;
   }
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) red[warp][t * 4 + i][lane] = acc[t][i];
-  __syncthreads();
-  if (kg != 0) return;
-#pragma unroll
-  for (int t = 0; t < NT; ++t)
-#pragma unroll
     for (int i = 0; i < 4; ++i) {
-      float v = red[warp][t * 4 + i][lane];
-      for (int gg = 1; gg < G; ++gg) v = __fadd_rn(v, red[warp + gg][t * 4 + i][lane]);
+      if (HALVES == 1 && i >= 2) continue;
       const int row = r + (i >= 2 ? 8 : 0);
+      float v = acc[t][i];
+      for (int gg = 1; gg < G; ++gg) v = __fadd_rn(v, red[(warp + gg) * kRed + (t * 4 + i) * 32 + lane]);
       const int64_t n = n0 + t * 8 + q * 2 + (i & 1);
       if (row < rows && n < N) y[(row0 + row) * N + n] = out_round(v, a.bf16);
     }
@@ -369,22 +416,42 @@ int sm_count() {
   return n;
 }
 
+template <int NT, int HALVES>
+void launch_stream(const Args& a, dim3 grid, cudaStream_t stream) {
+  // Once per instantiation: the ring (64 KB) is over the 48 KB default of dynamic shared memory.
+  static const cudaError_t attr = cudaFuncSetAttribute(
+      gemm_fp8_stream_kernel<NT, HALVES>, cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamSmem);
+  DS_CUDA_CHECK(attr);
+  gemm_fp8_stream_kernel<NT, HALVES><<<grid, kStreamWarps * 32, kStreamSmem, stream>>>(a);
+}
+
 // Launches one of the two kernels for `tiles_bound` row tiles (grid.y) and nproj projections.
 void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound16, int64_t tile_bound64, int nproj,
             cudaStream_t stream) {
   const int64_t kb = a.K / 128;
   if (max_tile_rows <= 16) {
-    const int ncg = kStreamWarps / k_groups(kb);
-    const int64_t blocks4 = (a.N + ncg * 32 - 1) / (ncg * 32);
-    const bool wide = blocks4 * std::min<int64_t>(tile_bound16, 8) * nproj >= sm_count();
-    const int nt = wide ? 4 : 1;
-    const int64_t gx = (a.N + ncg * nt * 8 - 1) / (ncg * nt * 8);
+    // Columns per warp NT * 8 (NT = 2, or 1 when that keeps a warp's whole K group in its ring:
+    // NT * blocks per warp > kStreamUnits, or when NT = 2 leaves fewer than 2 blocks per SM).
+    // NT only decides which warp computes a column, never the arithmetic of an element.
+    const int G = k_groups(kb);
+    const int ncg = kStreamWarps / G;
+    const int64_t bpw = (kb + G - 1) / G;
+    int nt = 2;  // NT = 4 would spill (128-register cap of 2 blocks per SM)
+    while (nt > 1 && nt * bpw > kStreamUnits) nt /= 2;
+    const int64_t row_tiles = std::min<int64_t>(tile_bound16, 8) * nproj;
+    auto blocks_of = [&](int t) { return (a.N + ncg * t * 8 - 1) / (ncg * t * 8); };
+    while (nt > 1 && blocks_of(nt) * row_tiles < 2 * sm_count()) nt /= 2;
+    const int64_t gx = blocks_of(nt);
     require(tile_bound16 <= 65535, "gemm_fp8", "too many row tiles");
+    require(gx <= 0x7fffffff, "gemm_fp8", "N too large");
     dim3 grid{unsigned(gx), unsigned(tile_bound16), unsigned(nproj)};
-    if (wide)
-      gemm_fp8_stream_kernel<4><<<grid, kStreamWarps * 32, 0, stream>>>(a);
-    else
-      gemm_fp8_stream_kernel<1><<<grid, kStreamWarps * 32, 0, stream>>>(a);
+    const bool two = max_tile_rows > 8;
+    switch (nt * 2 + (two ? 1 : 0)) {
+      case 2: launch_stream<1, 1>(a, grid, stream); break;
+      case 3: launch_stream<1, 2>(a, grid, stream); break;
+      case 4: launch_stream<2, 1>(a, grid, stream); break;
+      default: launch_stream<2, 2>(a, grid, stream); break;
+    }
     DS_CUDA_CHECK_LAUNCH("gemm_fp8_stream_kernel");
   } else {
     require(tile_bound64 <= 65535, "gemm_fp8", "too many row tiles");
@@ -402,6 +469,7 @@ void gemm_fp8(const uint8_t* xq, const float* xs, int64_t M, const Fp8WeightDev&
   require(M >= 1, fn, "M must be >= 1 (got " + std::to_string(M) + ")");
   require(w.rows >= 1 && w.cols >= 128, fn, "empty weight (w.rows/w.cols)");
   require(w.cols % 128 == 0, fn, "K = w.cols must be a multiple of 128 (got " + std::to_string(w.cols) + ")");
+  require(w.cols <= (int64_t(1) << 28), fn, "K = w.cols must be <= 2^28");
   require(xq && xs && y && w.data && w.scale_inv, fn, "null pointer (xq, xs, y, w.data or w.scale_inv)");
   require(aligned(xq, 16) && aligned(w.data, 16), fn, "xq and w.data must be 16-byte aligned");
   require(aligned(xs, 4) && aligned(y, 4) && aligned(w.scale_inv, 4), fn, "xs, y, w.scale_inv must be 4-byte aligned");
@@ -413,8 +481,8 @@ void gemm_fp8_grouped(const uint8_t* xq, const float* xs, const int32_t* a_rows,
                       const int32_t* goff, int G, const Fp8WeightDev* w_base, int w_stride, int nproj, int64_t N,
                       int64_t K, float* const* y, int64_t max_group_rows, bool bf16_output, cudaStream_t stream) {
   const char* fn = "gemm_fp8_grouped";
-  require(max_rows >= 0 && G >= 1 && N >= 1 && K >= 128 && K % 128 == 0, fn,
-          "bad sizes (max_rows, G, N, K % 128 == 0)");
+  require(max_rows >= 0 && G >= 1 && N >= 1 && K >= 128 && K % 128 == 0 && K <= (int64_t(1) << 28), fn,
+          "bad sizes (max_rows, G, N, K % 128 == 0, K <= 2^28)");
   require(nproj == 1 || nproj == 2, fn, "nproj must be 1 or 2");
   require(w_stride >= nproj, fn, "w_stride must be >= nproj");
   require(xq && xs && goff && w_base && y && y[0] && (nproj == 1 || y[1]), fn, "null pointer");
