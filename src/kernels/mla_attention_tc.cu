@@ -1,6 +1,8 @@
 // Tensor-core sparse absorbed MLA (the fast path of mla_sparse_attention; see mla_attention.h and
 // docs/cuda.md). Shapes: C = 512 latent + dr = 64 rope (D = 576), heads in groups of 64.
 //
+// Two kernels: v2 (below, mla_sparse_tc2_kernel, the default: 16 warps, 127 registers) and the
+// first one, v1, kept until v2 has been measured on the device. v1 (this comment):
 // One CTA of 8 warps per (row, 64 heads); keys in tiles of 32 gathered through the slot list into
 // shared memory as BF16 (every cached value is BF16-exact: BF16 records trivially, FP8 records
 // because e4m3 x 2^k fits BF16), so one key tile serves all 64 heads (the MQA reuse).
@@ -82,7 +84,7 @@ __device__ __forceinline__ float2 fp8x2(uint32_t two) {
 }
 
 __global__ void __launch_bounds__(kThreads, 1)
-mla_sparse_tc_kernel(const float* __restrict__ q_lat, const float* __restrict__ q_pe, int H,
+mla_sparse_tc1_kernel(const float* __restrict__ q_lat, const float* __restrict__ q_pe, int H,
                      const uint8_t* __restrict__ cache, bool fp8, int64_t sb, const int32_t* __restrict__ idx,
                      const int32_t* __restrict__ nrow, int max_n, float scale, float* __restrict__ o_lat) {
   extern __shared__ float4 smem4[];
@@ -282,24 +284,266 @@ mla_sparse_tc_kernel(const float* __restrict__ q_lat, const float* __restrict__ 
   }
 }
 
+
+// ---- v2 (default): 16 warps, one softmax per head, 128 registers ----------------------------
+// One CTA of 16 warps per (row, 64 heads). Warp w: head block hb = w % 4 (16 heads), quarter
+// qd = w / 4. Per 32-key tile:
+//  1. gather (cp.async, one tile ahead) -> BF16 key rows (shared, same as v1);
+//  2. S partials: warp (hb, qd) computes its 16 heads x 32 keys over dims [144 qd, 144 qd + 144)
+//     and stores them; 3. softmax: warp w owns heads 4w..4w+3 (lane = key); it adds the four
+//     partials in a fixed order ((0 + 1) + (2 + 3)), keeps the running max / sum of its heads in
+//     FP32, writes P as hi + lo BF16 rows and the rescale factor alpha per head;
+//  4. O += P V: warp (hb, qd) owns 16 heads x channels [128 qd, 128 qd + 128) (64 accumulator
+//     registers), P fragments by ldmatrix from the hi / lo rows.
+// Against v1 (8 warps, 254 registers): 4 warps per scheduler instead of 2 to hide ldmatrix / MMA /
+// barrier latency, the softmax (exp, max, sum) runs once per head instead of twice, and the O
+// rescale is spread over twice the threads. The MMA count (S + 2 x PV) and the key gather are the
+// same. Numerics: the same FP32 products and online softmax; only the order of the four partial
+// score sums differs from v1.
+constexpr int kThreads2 = 512;
+constexpr int kPartLd = 40;  // floats per partial-score row (float2 stores conflict-free per half warp)
+constexpr int kPLd = 40;     // BF16 per P row: 80 B, so the 8 rows of an ldmatrix hit distinct banks
+constexpr size_t kSmem2 = size_t(kHeads + kTK) * kLd * 2 + size_t(4) * kHeads * kPartLd * 4 +
+                          size_t(2) * kHeads * kPLd * 2 + size_t(2) * kHeads * 4 + size_t(kTK) * kStageSlot;
+
+// Staged raw records of keys t0.. -> BF16 rows [latent 512 | rope 64] of ks (zeros past n).
+__device__ __forceinline__ void stage_to_bf16(const uint8_t* stg, int64_t sb, bool fp8, int t0, int n,
+                                              __nv_bfloat16* ks, int tid, int nthreads) {
+  if (!fp8) {
+    for (int i = tid; i < kTK * (kD / 8); i += nthreads) {
+      const int k = i / (kD / 8), c = i % (kD / 8);
+      uint4 v = make_uint4(0u, 0u, 0u, 0u);
+      if (t0 + k < n) v = reinterpret_cast<const uint4*>(stg + k * sb)[c];
+      *reinterpret_cast<uint4*>(ks + k * kLd + c * 8) = v;
+    }
+    return;
+  }
+  constexpr int kChunks = kC / 16 + kDr / 8;  // 32 latent chunks of 16 FP8, 8 rope chunks of 8 BF16
+  for (int i = tid; i < kTK * kChunks; i += nthreads) {
+    const int k = i / kChunks, c = i % kChunks;
+    const bool valid = t0 + k < n;
+    const uint8_t* rec = stg + k * sb;
+    if (c < kC / 16) {
+      uint4 lo = make_uint4(0u, 0u, 0u, 0u), hi = lo;
+      if (valid) {
+        const uint4 v = reinterpret_cast<const uint4*>(rec)[c];
+        const float s = reinterpret_cast<const float*>(rec + kC)[c / 8];
+        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+        uint32_t out[8];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const float2 a = fp8x2(w[q]), b = fp8x2(w[q] >> 16);
+          out[2 * q] = pack_bf16(a.x * s, a.y * s);  // exact: e4m3 * 2^k is a BF16 value
+          out[2 * q + 1] = pack_bf16(b.x * s, b.y * s);
+        }
+        lo = make_uint4(out[0], out[1], out[2], out[3]);
+        hi = make_uint4(out[4], out[5], out[6], out[7]);
+      }
+      *reinterpret_cast<uint4*>(ks + k * kLd + c * 16) = lo;
+      *reinterpret_cast<uint4*>(ks + k * kLd + c * 16 + 8) = hi;
+    } else {
+      const int cp = c - kC / 16;
+      uint4 v = make_uint4(0u, 0u, 0u, 0u);
+      if (valid) v = reinterpret_cast<const uint4*>(rec + kC + 4 * (kC / 128))[cp];
+      *reinterpret_cast<uint4*>(ks + k * kLd + kC + cp * 8) = v;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kThreads2, 1)
+mla_sparse_tc2_kernel(const float* __restrict__ q_lat, const float* __restrict__ q_pe, int H,
+                      const uint8_t* __restrict__ cache, bool fp8, int64_t sb, const int32_t* __restrict__ idx,
+                      const int32_t* __restrict__ nrow, int max_n, float scale, float* __restrict__ o_lat) {
+  extern __shared__ float4 smem4[];
+  __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem4);        // [64][kLd]
+  __nv_bfloat16* ks = qs + kHeads * kLd;                                // [kTK][kLd]
+  float* part = reinterpret_cast<float*>(ks + kTK * kLd);               // [4][64][kPartLd]
+  __nv_bfloat16* phi = reinterpret_cast<__nv_bfloat16*>(part + 4 * kHeads * kPartLd);  // [64][kPLd]
+  __nv_bfloat16* plo = phi + kHeads * kPLd;                             // [64][kPLd]
+  float* alpha_s = reinterpret_cast<float*>(plo + kHeads * kPLd);       // [64]
+  float* linv_s = alpha_s + kHeads;                                     // [64]
+  uint8_t* stg = reinterpret_cast<uint8_t*>(linv_s + kHeads);           // [kTK][sb] bytes
+
+  const int64_t r = blockIdx.y;
+  const int h0 = blockIdx.x * kHeads;
+  const int n = nrow[r];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int hb = warp & 3, qd = warp >> 2;
+  const int g = lane >> 2, t = lane & 3;
+  if (n <= 0) {
+    for (int i = tid; i < kHeads * kC; i += kThreads2) o_lat[(r * H + h0) * kC + i] = 0.f;
+    return;
+  }
+  for (int i = tid; i < kHeads * (kD / 4); i += kThreads2) {
+    const int h = i / (kD / 4), d = (i % (kD / 4)) * 4;
+    const float4 v = d < kC ? *reinterpret_cast<const float4*>(q_lat + (r * H + h0 + h) * kC + d)
+                            : *reinterpret_cast<const float4*>(q_pe + (r * H + h0 + h) * kDr + (d - kC));
+    uint2 w;
+    w.x = pack_bf16(v.x, v.y);
+    w.y = pack_bf16(v.z, v.w);
+    *reinterpret_cast<uint2*>(qs + h * kLd + d) = w;
+  }
+  float o[16][4];
+#pragma unroll
+  for (int j = 0; j < 16; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  float m_run[4], l_run[4];  // softmax state of heads 4 warp + i (identical on all lanes)
+#pragma unroll
+  for (int i = 0; i < 4; ++i) m_run[i] = -INFINITY, l_run[i] = 0.f;
+  const int32_t* idx_row = idx + r * int64_t(max_n);
+  const uint32_t qs_base = smem_u32(qs), ks_base = smem_u32(ks), phi_base = smem_u32(phi), plo_base = smem_u32(plo);
+
+  const int cpk = int(sb / 16);
+  auto issue = [&](int t1) {
+    for (int i = tid; i < kTK * cpk; i += kThreads2) {
+      const int k = i / cpk, c = i % cpk;
+      if (t1 + k < n) {
+        const uint8_t* src = cache + int64_t(idx_row[t1 + k]) * sb + c * 16;
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(stg + k * sb + c * 16)),
+                     "l"(__cvta_generic_to_global(src))
+                     : "memory");
+      }
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+  };
+  issue(0);
+
+  for (int t0 = 0; t0 < n; t0 += kTK) {
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    __syncthreads();  // staging complete; the previous tile's readers of ks / part / P / alpha are done
+    stage_to_bf16(stg, sb, fp8, t0, n, ks, tid, kThreads2);
+    __syncthreads();  // ks ready; staging free
+    if (t0 + kTK < n) issue(t0 + kTK);
+    {  // 1. partial S of head block hb over dims [144 qd, 144 qd + 144): 16 heads x 32 keys.
+      float s[4][4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll 3
+      for (int kk = qd * (kD / 4); kk < (qd + 1) * (kD / 4); kk += 16) {
+        uint32_t a0, a1, a2, a3;
+        {
+          const int row = hb * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, col = kk + (lane >> 4) * 8;
+          ldsm_x4(qs_base + uint32_t(row * kLd + col) * 2u, a0, a1, a2, a3);
+        }
+#pragma unroll
+        for (int jp = 0; jp < 2; ++jp) {  // key n-tiles 2jp, 2jp + 1
+          uint32_t b0, b1, b2, b3;
+          const int key = jp * 16 + (lane & 7) + (lane >> 4) * 8, col = kk + ((lane >> 3) & 1) * 8;
+          ldsm_x4(ks_base + uint32_t(key * kLd + col) * 2u, b0, b1, b2, b3);
+          mma_bf16(s[2 * jp], a0, a1, a2, a3, b0, b1);
+          mma_bf16(s[2 * jp + 1], a0, a1, a2, a3, b2, b3);
+        }
+      }
+      float* my = part + (qd * kHeads + hb * 16) * kPartLd;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        *reinterpret_cast<float2*>(my + g * kPartLd + 8 * j + 2 * t) = make_float2(s[j][0], s[j][1]);
+        *reinterpret_cast<float2*>(my + (g + 8) * kPartLd + 8 * j + 2 * t) = make_float2(s[j][2], s[j][3]);
+      }
+    }
+    __syncthreads();
+    {  // 2. online softmax of heads 4 warp + i, lane = key t0 + lane.
+      const bool valid = t0 + lane < n;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int h = 4 * warp + i;
+        const float* ph = part + h * kPartLd + lane;
+        const float x = valid ? ((ph[0] + ph[kHeads * kPartLd]) + (ph[2 * kHeads * kPartLd] + ph[3 * kHeads * kPartLd])) * scale
+                              : -INFINITY;
+        float mx = x;
+#pragma unroll
+        for (int off = 16; off >= 1; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        const float m_new = fmaxf(m_run[i], mx);  // finite: key t0 is valid
+        const float alpha = expf(m_run[i] - m_new);
+        m_run[i] = m_new;
+        const float p = expf(x - m_new);  // 0 past n
+        float sum = p;
+#pragma unroll
+        for (int off = 16; off >= 1; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        l_run[i] = l_run[i] * alpha + sum;
+        const __nv_bfloat16 hi = __float2bfloat16_rn(p);
+        phi[h * kPLd + lane] = hi;
+        plo[h * kPLd + lane] = __float2bfloat16_rn(p - __bfloat162float(hi));
+        if (lane == 0) alpha_s[h] = alpha;
+      }
+    }
+    __syncthreads();
+    {  // 3. O += P V for heads hb*16.. and channels [128 qd, 128 qd + 128).
+      const float al0 = alpha_s[hb * 16 + g], al1 = alpha_s[hb * 16 + g + 8];
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        o[j][0] *= al0, o[j][1] *= al0;
+        o[j][2] *= al1, o[j][3] *= al1;
+      }
+#pragma unroll
+      for (int kk2 = 0; kk2 < 2; ++kk2) {
+        uint32_t h0r, h1r, h2r, h3r, l0r, l1r, l2r, l3r;
+        {
+          const int row = hb * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, col = kk2 * 16 + (lane >> 4) * 8;
+          ldsm_x4(phi_base + uint32_t(row * kPLd + col) * 2u, h0r, h1r, h2r, h3r);
+          ldsm_x4(plo_base + uint32_t(row * kPLd + col) * 2u, l0r, l1r, l2r, l3r);
+        }
+        const int key = kk2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+        for (int jp = 0; jp < 8; ++jp) {
+          const int chan = qd * 128 + jp * 16 + (lane >> 4) * 8;
+          uint32_t b0, b1, b2, b3;
+          ldsm_x4_t(ks_base + uint32_t(key * kLd + chan) * 2u, b0, b1, b2, b3);
+          mma_bf16(o[2 * jp], h0r, h1r, h2r, h3r, b0, b1);
+          mma_bf16(o[2 * jp + 1], h0r, h1r, h2r, h3r, b2, b3);
+          mma_bf16(o[2 * jp], l0r, l1r, l2r, l3r, b0, b1);
+          mma_bf16(o[2 * jp + 1], l0r, l1r, l2r, l3r, b2, b3);
+        }
+      }
+    }
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) linv_s[4 * warp + i] = 1.0f / l_run[i];
+  }
+  __syncthreads();
+  const float inv0 = linv_s[hb * 16 + g], inv1 = linv_s[hb * 16 + g + 8];
+  float* out0 = o_lat + (r * H + h0 + hb * 16 + g) * int64_t(kC) + qd * 128;
+  float* out1 = out0 + 8 * int64_t(kC);
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    *reinterpret_cast<float2*>(out0 + 8 * j + 2 * t) = make_float2(o[j][0] * inv0, o[j][1] * inv0);
+    *reinterpret_cast<float2*>(out1 + 8 * j + 2 * t) = make_float2(o[j][2] * inv1, o[j][3] * inv1);
+  }
+}
+
 }  // namespace
 
 bool mla_sparse_tc_supported(int H, int C, int dr) { return C == kC && dr == kDr && H >= kHeads && H % kHeads == 0; }
 
-void mla_sparse_attention_tc(const float* q_lat, const float* q_pe, int64_t R, int H, const uint8_t* cache,
+void mla_sparse_attention_tc_v1(const float* q_lat, const float* q_pe, int64_t R, int H, const uint8_t* cache,
                              KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n, float scale, float* o_lat,
                              cudaStream_t stream) {
   const int64_t sb = mla_slot_bytes(dt, kC, kDr);
   const size_t smem = size_t(kHeads + kTK) * kLd * 2 + size_t(2) * kHeads * kSxLd * 4 + size_t(kTK) * kStageSlot;
   static std::atomic<bool> attr_set{false};
   if (!attr_set.load()) {
-    DS_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_tc_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    DS_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_tc1_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     attr_set.store(true);
   }
   const dim3 grid(unsigned(H / kHeads), unsigned(R));
-  mla_sparse_tc_kernel<<<grid, kThreads, smem, stream>>>(q_lat, q_pe, H, cache, dt == KvCacheDtype::FP8, sb, idx, n,
+  mla_sparse_tc1_kernel<<<grid, kThreads, smem, stream>>>(q_lat, q_pe, H, cache, dt == KvCacheDtype::FP8, sb, idx, n,
                                                          max_n, scale, o_lat);
-  DS_CUDA_CHECK_LAUNCH("mla_sparse_tc_kernel");
+  DS_CUDA_CHECK_LAUNCH("mla_sparse_tc1_kernel");
+}
+
+void mla_sparse_attention_tc(const float* q_lat, const float* q_pe, int64_t R, int H, const uint8_t* cache,
+                             KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n, float scale, float* o_lat,
+                             cudaStream_t stream) {
+  const int64_t sb = mla_slot_bytes(dt, kC, kDr);
+  static std::atomic<bool> attr_set{false};
+  if (!attr_set.load()) {
+    DS_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_tc2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem2)));
+    attr_set.store(true);
+  }
+  const dim3 grid(unsigned(H / kHeads), unsigned(R));
+  mla_sparse_tc2_kernel<<<grid, kThreads2, kSmem2, stream>>>(q_lat, q_pe, H, cache, dt == KvCacheDtype::FP8, sb, idx,
+                                                             n, max_n, scale, o_lat);
+  DS_CUDA_CHECK_LAUNCH("mla_sparse_tc2_kernel");
 }
 
 }  // namespace ds::cuda::detail
