@@ -132,7 +132,8 @@ constexpr int kStreamUnits = 8;  // (K block, 8-column tile) pairs in flight per
 constexpr int kStreamSmem = kStreamWarps * kStreamUnits * 1024;
 
 __device__ __forceinline__ void cp_async16_stream(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
+               : "memory");
 }
 
 template <int NT, int HALVES>
@@ -187,7 +188,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
         cp_async16_stream(dst + t * 1024 + 512, s_t + 64, ok);
       }
     }
-    asm volatile("cp.async.commit_group;\n" ::);
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
   };
 #pragma unroll
   for (int i = 0; i < S; ++i) issue(i, i);
@@ -214,7 +215,8 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
   int slot = 0;
 #pragma unroll 1
   for (int i = 0; i < nb; ++i) {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 1));  // this lane's copies of block i landed
+    // This lane's copies of block i have landed ("memory": the shared reads below stay after it).
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 1) : "memory");
     const uint4 ca[2] = {ar[0], ar[1]}, ca8[2] = {ar8[0], ar8[1]};
     const float s0 = __fmul_rn(sa, ws), s1 = __fmul_rn(sb, ws);
     if (i + 1 < nb) load_a(i + 1);
@@ -232,7 +234,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
     issue(i + S, slot);  // refill the stage just read (this lane's own bytes: no barrier needed)
     slot = slot + 1 == S ? 0 : slot + 1;
   }
-  asm volatile("cp.async.wait_all;\n" ::);
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
   // Group partials through the ring: warp w's NT * 4 values per lane at ring[w][...] as floats.
   float* red = reinterpret_cast<float*>(ring);
   constexpr int kRed = NT * 4 * 32;  // floats per warp (<= the warp's ring)

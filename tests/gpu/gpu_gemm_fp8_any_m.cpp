@@ -194,6 +194,10 @@ int main(int argc, char** argv) try {
     run_case("tiny", 17, 72, 384, bf16, seed++);
     run_case("tiny", 33, 130, 1152, bf16, seed++);
     run_case("tiny", 100, 200, 2048, bf16, seed++);
+    // Enough columns for the streaming kernel's 16-column warps (NT = 2), with a last warp whose
+    // second 8-column tile is partial (8196 % 16 = 4); M = 3 and 9 use the <= 8-row and 16-row forms.
+    run_case("ragged", 3, 8196, 1536, bf16, seed++);
+    run_case("ragged", 9, 8196, 1536, bf16, seed++);
   }
   // Full DeepSeek-V3.2 widths: q_b, kv_a (576 = kv_lora + rope), o, expert gate/up and down.
   struct Shape {
@@ -218,13 +222,23 @@ int main(int argc, char** argv) try {
     std::printf("RESULT copy_d2d_GBps %.0f GB/s (1 GiB cudaMemcpyAsync, read + write bytes)\n", ceiling);
     std::printf("\n| gemm_fp8 M x N x K | time us | GB/s | of copy bw | TFLOP/s | of 1352 (cuBLASLt FP8) |\n"
                 "|---|---|---|---|---|---|\n");
+    double min_m1 = 1e9;
+    std::string min_m1_shape;
     for (const Shape& s : shapes)
-      for (int64_t M : {1, 4, 16, 64, 512, 4096}) {
+      for (int64_t M : {1, 4, 8, 16, 64, 512, 4096}) {
         const Bench b = bench(M, s.N, s.K);
         std::printf("| %s %s | %.2f | %.0f | %.0f%% | %.1f | %.0f%% |\n", s.name, b.shape.c_str(), b.us, b.gbps,
                     100 * b.gbps / ceiling, b.tflops, 100 * b.tflops / 1352);
+        if (M == 1 && b.gbps / ceiling < min_m1) {
+          min_m1 = b.gbps / ceiling;
+          min_m1_shape = s.name;
+        }
       }
     std::printf("\n");
+    // Issue 8's minimum (>= 50% of measured bandwidth at M = 1 on full-width shapes), reported, not
+    // a CHECK: a speed line must not turn the correctness table red on a noisy machine.
+    std::printf("PERF gemm_fp8 M=1 lowest fraction of copy bw: %.0f%% (%s); issue 8 minimum 50%%: %s\n",
+                100 * min_m1, min_m1_shape.c_str(), min_m1 >= 0.5 ? "met" : "NOT met");
   }
   std::printf("GEMM_FP8_ANY_M %s (%d failed checks)\n", g_fail ? "FAIL" : "PASS", g_fail);
   return g_fail ? 1 : 0;
