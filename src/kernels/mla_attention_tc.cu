@@ -447,8 +447,8 @@ mla_sparse_tc2_kernel(const float* __restrict__ q_lat, const float* __restrict__
       for (int i = 0; i < 4; ++i) {
         const int h = 4 * warp + i;
         const float* ph = part + h * kPartLd + lane;
-        const float x = valid ? ((ph[0] + ph[kHeads * kPartLd]) + (ph[2 * kHeads * kPartLd] + ph[3 * kHeads * kPartLd])) * scale
-                              : -INFINITY;
+        constexpr int kQ = kHeads * kPartLd;  // floats between quarters
+        const float x = valid ? ((ph[0] + ph[kQ]) + (ph[2 * kQ] + ph[3 * kQ])) * scale : -INFINITY;
         float mx = x;
 #pragma unroll
         for (int off = 16; off >= 1; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
@@ -537,7 +537,8 @@ void mla_sparse_attention_tc(const float* q_lat, const float* q_pe, int64_t R, i
   const int64_t sb = mla_slot_bytes(dt, kC, kDr);
   static std::atomic<bool> attr_set{false};
   if (!attr_set.load()) {
-    DS_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_tc2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem2)));
+    DS_CUDA_CHECK(
+        cudaFuncSetAttribute(mla_sparse_tc2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem2)));
     attr_set.store(true);
   }
   const dim3 grid(unsigned(H / kHeads), unsigned(R));
