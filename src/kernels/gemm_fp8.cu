@@ -82,31 +82,45 @@ __device__ bool find_tile(const Args& a, int BM, int tile, int& g, int64_t& row0
     rows = int(imin64(BM, a.M - row0));
     return true;
   }
+  // Rounds of 256 groups, 8 consecutive groups a lane: the 9 offsets of a lane are loaded together
+  // (one L2 round trip per round, not one per 32 groups), then a warp scan of tile counts.
   int base = 0;
-  for (int g0 = 0; g0 < a.G; g0 += 32) {
-    const int gi = g0 + lane;
-    int nt = 0, beg = 0, cnt = 0;
-    if (gi < a.G) {
-      beg = a.goff[gi];
-      cnt = a.goff[gi + 1] - beg;
-      nt = cnt > 0 ? (cnt + BM - 1) / BM : 0;
+  for (int g0 = 0; g0 < a.G; g0 += 256) {
+    const int gl = g0 + lane * 8;
+    int off[9], nt[8], tot = 0;
+#pragma unroll
+    for (int j = 0; j < 9; ++j) off[j] = gl + j <= a.G ? a.goff[gl + j] : 0;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int c = gl + j < a.G ? off[j + 1] - off[j] : 0;
+      nt[j] = c > 0 ? (c + BM - 1) / BM : 0;
+      tot += nt[j];
     }
-    int inc = nt;
+    int inc = tot;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
       const int v = __shfl_up_sync(0xffffffffu, inc, o);
       if (lane >= o) inc += v;
     }
-    const int excl = base + inc - nt;
-    const unsigned hit = __ballot_sync(0xffffffffu, gi < a.G && tile >= excl && tile < base + inc);
+    const int excl = base + inc - tot;
+    const unsigned hit = __ballot_sync(0xffffffffu, tile >= excl && tile < base + inc);
     if (hit) {
       const int src = __ffs(hit) - 1;
-      g = g0 + src;
-      const int t0 = __shfl_sync(0xffffffffu, excl, src);
-      const int b = __shfl_sync(0xffffffffu, beg, src);
-      const int c = __shfl_sync(0xffffffffu, cnt, src);
-      row0 = b + int64_t(tile - t0) * BM;
-      rows = int(imin64(BM, b + c - row0));
+      int gg = 0, r0 = 0, rr = 0, t0 = excl;
+      bool found = false;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        if (!found && tile < t0 + nt[j]) {
+          found = true;
+          gg = gl + j;
+          r0 = off[j] + (tile - t0) * BM;
+          rr = min(BM, off[j + 1] - r0);
+        }
+        t0 += nt[j];
+      }
+      g = __shfl_sync(0xffffffffu, gg, src);
+      row0 = __shfl_sync(0xffffffffu, r0, src);
+      rows = __shfl_sync(0xffffffffu, rr, src);
       return true;
     }
     base += __shfl_sync(0xffffffffu, inc, 31);
@@ -492,9 +506,11 @@ void gemm_fp8_grouped(const uint8_t* xq, const float* xs, const int32_t* a_rows,
   if (max_rows == 0) return;
   Args a{xq, xs, a_rows, goff, G, max_rows, w_base, w_stride, Fp8WeightDev{}, N, K, y[0],
          nproj == 2 ? y[1] : y[0], bf16_output};
-  // Tiles: at most ceil(rows / BM) + G (one partial tile per group).
-  launch(a, std::max<int64_t>(max_group_rows, 1), (max_rows + 15) / 16 + G, (max_rows + kBM - 1) / kBM + G, nproj,
-         stream);
+  // Tiles: sum over groups of ceil(rows_g / BM) <= ceil(max_rows / BM) + (non-empty groups), and
+  // at most min(G, max_rows) groups are non-empty (at T = 1, top-8: 9 tiles, not 257).
+  const int64_t partial = std::min<int64_t>(G, max_rows);
+  launch(a, std::max<int64_t>(max_group_rows, 1), (max_rows + 15) / 16 + partial,
+         (max_rows + kBM - 1) / kBM + partial, nproj, stream);
 }
 
 }  // namespace ds::cuda
