@@ -8,6 +8,8 @@
 //  - decode step time at batch 1/8/64, every sequence one token at position ctx-1 of its own pages
 //    (context ~1k per sequence, paged KV, page size 64);
 //  - prefill tokens/s of one sequence of 1k and 8k tokens (one plan, start 0).
+// Decode is timed eagerly and, when the runner has CUDA graphs, again with the graphs captured for
+// exactly these batch sizes and context (a "graph" row only when replays were counted).
 // The events sit on the legacy default stream around CudaModel::forward(), which returns after
 // synchronizing its own stream: the time is the step as the engine sees it (plan packing, the input
 // H2D copy, every kernel, the logits D2H copy into a host vector). The logits copy alone is timed
@@ -135,6 +137,38 @@ Timing time_forward(ds::cuda::CudaModel& m, const ds::BatchPlan& p, int warmup, 
   return {t[t.size() / 2], t.front()};
 }
 
+// CUDA graphs for decode (CudaModel::set_graph_options / use_graphs / graph_replays, when the
+// runner has them): detected at compile time so this driver builds with and without them.
+template <class F>
+struct ArgOf;
+template <class R, class C, class A>
+struct ArgOf<R (C::*)(const A&)> {
+  using type = A;
+};
+template <class M>
+bool setup_graphs(M& m, const std::vector<int>& bs, int context) {
+  if constexpr (requires(M& x) { &M::set_graph_options; x.use_graphs(true); x.graph_replays(); }) {
+    using O = typename ArgOf<decltype(&M::set_graph_options)>::type;
+    if constexpr (requires(O g) { g.bs = bs; g.max_context = context; }) {
+      O g;
+      g.bs = bs;
+      g.max_context = context;
+      m.set_graph_options(g);  // captured by init_kv_pool
+      return true;
+    }
+  }
+  return false;
+}
+template <class M>
+void use_graphs(M& m, bool on) {
+  if constexpr (requires(M& x) { x.use_graphs(on); }) m.use_graphs(on);
+}
+template <class M>
+uint64_t graph_replays(const M& m) {
+  if constexpr (requires(const M& x) { x.graph_replays(); }) return uint64_t(m.graph_replays());
+  return 0;
+}
+
 /// Milliseconds to bring `bytes` of logits to a host vector: pinned D2H + memcpy (median of 10).
 double logits_copy_ms(size_t bytes) {
   void *d = nullptr, *h = nullptr;
@@ -223,7 +257,10 @@ int main(int argc, char** argv) {
     const int ctx_pages = (o.context + kPage - 1) / kPage;
     int64_t pages = int64_t(*std::max_element(o.batches.begin(), o.batches.end())) * ctx_pages;
     for (int T : o.prefill) pages = std::max<int64_t>(pages, (T + kPage - 1) / kPage);
+    const bool graphs = setup_graphs(m, o.batches, o.context);
     m.init_kv_pool(kPage, pages);
+    std::printf("CUDA graphs: %s\n", graphs ? "captured for the decode batches (both modes timed)"
+                                             : "not in this runner (eager only)");
     const int64_t kv_tok = m.kv_bytes_per_token();
     const int64_t slot_bytes = kv_tok / L - c.index_head_dim - 4;
     std::printf("KV pool: %lld pages x %d tokens, %lld bytes/token over %d layers (%s MLA record %lld B)\n",
@@ -254,27 +291,36 @@ int main(int argc, char** argv) {
       bool finite = l.data.size() == size_t(B) * size_t(V);
       for (float v : l.data) finite = finite && std::isfinite(v);
       check(finite, "decode batch " + std::to_string(B) + " ctx " + std::to_string(o.context) + ": finite logits");
-      const Timing t = time_forward(m, p, o.warmup, o.iters);
       const double distinct = c.n_routed_experts * (1.0 - std::pow(1.0 - double(c.num_experts_per_tok) / c.n_routed_experts, B));
       const int64_t unread = int64_t((c.n_routed_experts - distinct) * double(expert_bytes)) * moe;
       const int64_t keys = std::min<int64_t>(o.context, c.index_topk);
       const int64_t kv_read = int64_t(B) * L * (keys * slot_bytes + (scored ? int64_t(o.context) * (c.index_head_dim + 4) : 0));
       const double bytes = double(resident - embed_bytes - unread + kv_read);
-      const double gbps = bytes / (t.median_ms * 1e-3) / 1e9;
       const double lc = logits_copy_ms(size_t(B) * size_t(V) * 4);
-      rows.push_back("| " + std::to_string(B) + " | " + std::to_string(o.context) + " | " + fmt("%.3f", t.median_ms) +
-                     " | " + fmt("%.3f", t.min_ms) + " | " + fmt("%.3f", lc) + " | " + fmt("%.1f", B / (t.median_ms * 1e-3)) +
-                     " | " + fmt("%.0f", distinct) + " | " + fmt("%.2f", bytes / 1e9) + " | " + fmt("%.0f", gbps) + " | " +
-                     fmt("%.0f%%", 100.0 * gbps / copy_bw) + " |");
-      std::printf("RESULT decode batch %d ctx %d: %.3f ms per step (median of %d)\n", B, o.context, t.median_ms, o.iters);
-      std::fflush(stdout);
+      for (int g = 0; g < (graphs ? 2 : 1); ++g) {
+        use_graphs(m, g == 1);
+        const uint64_t r0 = graph_replays(m);
+        const Timing t = time_forward(m, p, o.warmup, o.iters);
+        const uint64_t replays = graph_replays(m) - r0;
+        const std::string mode = g == 0 ? "eager" : replays > 0 ? "graph" : "eager (no graph fits)";
+        const double gbps = bytes / (t.median_ms * 1e-3) / 1e9;
+        rows.push_back("| " + std::to_string(B) + " | " + std::to_string(o.context) + " | " + mode + " | " +
+                       fmt("%.3f", t.median_ms) + " | " + fmt("%.3f", t.min_ms) + " | " + fmt("%.3f", lc) + " | " +
+                       fmt("%.1f", B / (t.median_ms * 1e-3)) + " | " + fmt("%.0f", distinct) + " | " +
+                       fmt("%.2f", bytes / 1e9) + " | " + fmt("%.0f", gbps) + " | " + fmt("%.0f%%", 100.0 * gbps / copy_bw) +
+                       " |");
+        std::printf("RESULT decode batch %d ctx %d %s: %.3f ms per step (median of %d)\n", B, o.context, mode.c_str(),
+                    t.median_ms, o.iters);
+        std::fflush(stdout);
+      }
+      use_graphs(m, true);
     }
     tables += "## Decode step\n\n" + o.kv + " KV cache, page size " + std::to_string(kPage) +
               "; time = CUDA events around forward() (host packing, input copy, kernels, logits to a host vector); median of " +
               std::to_string(o.iters) + " after " + std::to_string(o.warmup) + " warm-up steps.\n\n"
-              "| batch | context | step ms (median) | min ms | of which logits to host ms (timed apart) | tokens/s | "
+              "| batch | context | mode | step ms (median) | min ms | of which logits to host ms (timed apart) | tokens/s | "
               "experts read per MoE layer (expected) | GB read per step | GB/s | of copy bw |\n"
-              "|---|---|---|---|---|---|---|---|---|---|\n";
+              "|---|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& r : rows) tables += r + "\n";
 
     // Prefill.
