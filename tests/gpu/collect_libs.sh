@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the deepserve binary runnable on the GPU machine, which lacks this machine's Debian shared
 # libraries (spdlog, fmt, pcre2, curl, cpp-httplib and their dependencies): copies
-# <build>/deepserve and <build>/gpu/gpu_model's non-glibc shared libraries (from ldd) into
+# <build>/deepserve and <build>/gpu/gpu_model's (and gpu_bench_model's) non-glibc shared libraries (from ldd) into
 # <build>/gpu/lib, and the binary into <build>/gpu/deepserve, so that carrying <build>/gpu is enough.
 # Run here after building: tests/gpu/collect_libs.sh build/cuda. On the device machine, run with
 # LD_LIBRARY_PATH=<build>/gpu/lib (tests/gpu/serve_cuda.sh and run_all.sh do). Prints the size.
@@ -9,7 +9,7 @@ set -euo pipefail
 B=${1:-build/cuda}
 mkdir -p "$B/gpu/lib"
 cp -f "$B/deepserve" "$B/gpu/deepserve"
-for bin in "$B/deepserve" "$B/gpu/gpu_model" "$B/gpu/gpu_fullwidth"; do
+for bin in "$B/deepserve" "$B/gpu/gpu_model" "$B/gpu/gpu_bench_model" "$B/gpu/gpu_fullwidth"; do
   [[ -x $bin ]] || continue
   # glibc and the loader are on every machine (and must match its kernel); everything else travels.
   ldd "$bin" | awk '/=> \// {print $3}' | while read -r so; do

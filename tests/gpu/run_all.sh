@@ -3,6 +3,8 @@
 # machine, with build/cuda/gpu carried (built on the CPU machine: cmake -B build/cuda, target all):
 #   DS_COMMIT=<commit> tests/gpu/run_all.sh [--no-smoke]
 # BIN=<dir> takes the drivers from another build directory; DRIVERS="gpu_a gpu_b" runs only those.
+# BENCH=1 also runs the first numbers of issue 8 (gpu_bench_model, bench_serve.sh; docs/cuda.md
+# "Benchmarks") after the tests; BENCH=only runs just those (with --no-smoke: nothing else).
 # Runs the D31 smoke test (unless --no-smoke) and each tests/gpu driver, keeps logs under $OUT,
 # and prints one summary table last. Exit status 0 iff everything passed.
 # MEMCHECK=1 adds compute-sanitizer memcheck on gpu_model (tiny-a; MEMCHECK_LEAKS=full|no, default no).
@@ -44,6 +46,7 @@ SOURCES[gpu_elementwise]="src/kernels/cuda_check.h src/kernels/elementwise.cu sr
 # The whole-model check measures the runner and every kernel it calls.
 SOURCES[gpu_model]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_model.cpp tests/gpu/gpu_test_util.h"
 DEVICE_LINE="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null), nvcc $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
+[[ "${BENCH:-0}" == only ]] && DRIVERS=" "  # no test driver, no serve_cuda
 for t in ${DRIVERS:-"${!SOURCES[@]}"}; do
   echo "== $t"
   [[ -x "$BIN/$t" ]] || { echo "skipped: $BIN/$t not carried"; continue; }
@@ -92,6 +95,38 @@ if [[ -z "${DRIVERS:-}" && -x "$BIN/deepserve" ]]; then  # D32: serve --device c
   rc=$?
   grep -E "^CHECK" "$OUT/serve_cuda.txt"
   if [[ $rc == 0 ]]; then SUMMARY+=("| serve_cuda | PASS |"); else SUMMARY+=("| serve_cuda | FAIL rc=$rc |"); status=1; fi
+fi
+# BENCH=1|only: $OUT/gpu_bench_model.md and $OUT/bench_serve.md, each with the D33 header, ready for
+# bench/gpu/<name>_h200_<date>.md. Sources: the runner, every kernel, the config, the driver/script.
+if [[ "${BENCH:-0}" == 1 || "${BENCH:-0}" == only ]]; then
+  d33_header() {  # <command> <source files...>
+    echo "device: $DEVICE_LINE"; echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"; echo "commit: ${DS_COMMIT:-unknown}"
+    echo "command: $1"; echo "sources: ${*:2}"; echo "sources-sha256: $(tests/gpu/source_hash.sh "${@:2}")"; echo
+  }
+  read -r -a BSRC <<< "$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')bench/configs/dsv32_fullwidth_3d2m.json"
+  echo "== gpu_bench_model"
+  if [[ -x "$BIN/gpu_bench_model" ]]; then
+    # shellcheck disable=SC2086
+    LD_LIBRARY_PATH="$DS_LIBS" "$BIN/gpu_bench_model" ${BENCH_MODEL_ARGS:-} > "$OUT/gpu_bench_model.txt" 2>&1
+    rc=$?
+    { d33_header "$BIN/gpu_bench_model ${BENCH_MODEL_ARGS:+$BENCH_MODEL_ARGS }(BENCH=1 tests/gpu/run_all.sh)" "${BSRC[@]}" \
+        tests/gpu/gpu_bench_model.cpp tests/gpu/gpu_test_util.h
+      echo '```'; sed '/^## /,$d' "$OUT/gpu_bench_model.txt"; echo '```'; echo; sed -n '/^## /,$p' "$OUT/gpu_bench_model.txt"
+    } > "$OUT/gpu_bench_model.md"
+    grep -E "^CHECK .*FAIL|^RESULT|^error" "$OUT/gpu_bench_model.txt"
+    if [[ $rc == 0 ]]; then SUMMARY+=("| gpu_bench_model | PASS ($(grep -c '^CHECK.*PASS' "$OUT/gpu_bench_model.txt") checks) |")
+    else SUMMARY+=("| gpu_bench_model | FAIL rc=$rc |"); status=1; fi
+  else echo "skipped: $BIN/gpu_bench_model not carried"; fi
+  echo "== bench_serve"
+  if [[ -x "$BIN/deepserve" ]]; then
+    BIN="$BIN" OUT="$OUT" tests/gpu/bench_serve.sh > "$OUT/bench_serve.txt" 2>&1
+    rc=$?
+    { d33_header "BIN=$BIN tests/gpu/bench_serve.sh (BENCH=1 tests/gpu/run_all.sh)" "${BSRC[@]}" tests/gpu/bench_serve.sh
+      echo '```'; grep -E "^CHECK|^output length|weights|KV pool|device:" "$OUT/bench_serve.txt"; echo '```'; echo
+      cat "$OUT/bench_serve_blocks.md"; } > "$OUT/bench_serve.md"
+    grep -E "^CHECK|^output length" "$OUT/bench_serve.txt"
+    if [[ $rc == 0 ]]; then SUMMARY+=("| bench_serve | PASS |"); else SUMMARY+=("| bench_serve | FAIL rc=$rc |"); status=1; fi
+  else echo "skipped: $BIN/deepserve not carried"; fi
 fi
 echo
 echo "commit: ${DS_COMMIT:-unknown}  date: $(date -u +%Y-%m-%dT%H:%MZ)"
