@@ -134,13 +134,15 @@ __device__ __forceinline__ Fp8WeightDev weight_of(const Args& a, int g, int p) {
 
 // ---- streaming kernel: tiles of 16 rows, weights DRAM -> shared ring (cp.async) -> MMA fragments --
 // 8 warps = (8 / G) column groups x G K groups; warp (cg, kg) computes 16 rows x NT*8 columns over
-// K group kg. Each warp keeps its own ring of S = kStreamUnits / NT K-block stages in shared memory
-// (NT * 1 KB a stage): every lane cp.asyncs the 16-byte pieces of the weight it will itself feed to
-// the MMA (so a lane only waits for its own copies: no barrier in the main loop), with up to
-// kStreamUnits KB per warp in flight; a stage is refilled right after it is read. Activation
-// fragments and scales of the next block are loaded (through L1) while the current block computes.
-// The G partials are added in group order through shared memory (the ring, reused). HALVES = 1
-// when the tile has <= 8 rows (MMA rows 8..15 are zero and not loaded).
+// K group kg, for the column strips blockIdx.x, blockIdx.x + gridDim.x, ... (a persistent grid of
+// about 2 blocks per SM). Each warp keeps its own ring of S = kStreamUnits / NT K-block stages in
+// shared memory (NT * 1 KB a stage) over its whole sequence of (strip, K block) items: every lane
+// cp.asyncs the 16-byte pieces of the weight it will itself feed to the MMA (so a lane only waits
+// for its own copies: no barrier in the main loop), with kStreamUnits KB per warp in flight across
+// strip boundaries; a stage is refilled right after it is read. Activation fragments and scales of
+// the next item are loaded (through L1) while the current one computes. Per strip, the G partials
+// are added in group order through shared memory (double-buffered: one barrier per strip).
+// HALVES = 1 when the tile has <= 8 rows (MMA rows 8..15 are zero and not loaded).
 constexpr int kStreamWarps = 8;
 constexpr int kStreamUnits = 8;  // (K block, 8-column tile) pairs in flight per warp: 8 KB
 constexpr int kStreamSmem = kStreamWarps * kStreamUnits * 1024;
@@ -154,6 +156,7 @@ template <int NT, int HALVES>
 __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(Args a) {
   constexpr int S = kStreamUnits / NT;  // ring stages per warp
   extern __shared__ __align__(16) uint4 ring[];  // [warp][S][NT][2][32 lanes]
+  __shared__ float red[2][kStreamWarps][NT * 4][32];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int r = lane >> 2, q = lane & 3;
   const int kb = int(a.K / 128), G = k_groups(kb);
@@ -166,7 +169,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
   const Fp8WeightDev w = weight_of(a, g, p);
   float* y = p == 0 ? a.y0 : a.y1;
   const int64_t N = a.N, K = a.K;
-  const int64_t n0 = (int64_t(blockIdx.x) * ncg + cgi) * (NT * 8);
+  const int64_t nstrips = (N + ncg * NT * 8 - 1) / (ncg * NT * 8);
+  const int nmine = int((nstrips - blockIdx.x + gridDim.x - 1) / gridDim.x);  // >= 1: gridDim.x <= nstrips
+  // First column of this warp in its k-th strip.
+  auto strip_n0 = [&](int k) { return ((blockIdx.x + int64_t(k) * gridDim.x) * ncg + cgi) * (NT * 8); };
 
   // Activation rows of this lane (zero rows past `rows`).
   const bool va = r < rows, vb = HALVES == 2 && r + 8 < rows;
@@ -176,27 +182,23 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
   const uint8_t* xb = a.xq + rb * K + q * 16;
   const float* xsa = a.xs + ra * kb;
   const float* xsb = a.xs + rb * kb;
-  // The warp's NT * 8 columns start at a multiple of NT * 8 (which divides 128), so they share one
-  // row of 128 x 128 weight scales.
-  const uint8_t* wp = w.data + imin64(n0 + r, N - 1) * K + q * 16;  // tile t: + t * 8 * K
-  const float* wsp = w.scale_inv + (imin64(n0, N - 1) / 128) * kb;
-  unsigned wv = 0;
-#pragma unroll
-  for (int t = 0; t < NT; ++t) wv |= (n0 + t * 8 + r < N ? 1u : 0u) << t;
 
   const int b0 = group_begin(kg, kb, G), nb = group_begin(kg + 1, kb, G) - b0;
+  const int total = nmine * nb;  // items (strip k, block b0 + i) of this warp, j = k * nb + i
   uint4* my = ring + warp * (S * NT * 2 * 32);
   const uint32_t my_s = uint32_t(__cvta_generic_to_shared(my + lane));
   const uint32_t tK = uint32_t(8 * K);  // bytes between 8-column tiles (< 2^32: K <= 2^28 checked)
-  // Refills `slot` with block b0 + i (zeros for tiles past N); one commit group per call (empty
-  // past the end), so wait_group counts stay uniform.
-  auto issue = [&](int i, int slot) {
-    if (i < nb) {
-      const uint8_t* src = wp + int64_t(b0 + i) * 128;
+  // Refills `slot` with item j (zeros for tiles past N); one commit group per call (empty past the
+  // end), so wait_group counts stay uniform.
+  auto issue = [&](int j, int slot) {
+    if (j < total) {
+      const int k = j / nb, i = j - k * nb;
+      const int64_t n0 = strip_n0(k);
+      const uint8_t* src = w.data + imin64(n0 + r, N - 1) * K + q * 16 + int64_t(b0 + i) * 128;
       const uint32_t dst = my_s + uint32_t(slot) * (NT * 1024);
 #pragma unroll
       for (int t = 0; t < NT; ++t) {
-        const bool ok = (wv >> t) & 1;
+        const bool ok = n0 + t * 8 + r < N;
         const uint8_t* s_t = src + (ok ? t * tK : 0u);
         cp_async16_stream(dst + t * 1024, s_t, ok);
         cp_async16_stream(dst + t * 1024 + 512, s_t + 64, ok);
@@ -205,13 +207,16 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
     asm volatile("cp.async.commit_group;\n" ::: "memory");
   };
 #pragma unroll
-  for (int i = 0; i < S; ++i) issue(i, i);
+  for (int j = 0; j < S; ++j) issue(j, j);
 
+  // A fragments and scales of item j. The warp's NT * 8 columns start at a multiple of NT * 8
+  // (which divides 128), so they share one row of 128 x 128 weight scales.
   const uint4 z = make_uint4(0, 0, 0, 0);
   uint4 ar[2], ar8[2];
   float sa = 0.f, sb = 0.f, ws = 0.f;
-  auto load_a = [&](int i) {
-    const int64_t b = b0 + i;
+  auto load_a = [&](int j) {
+    const int k = j / nb;
+    const int64_t b = b0 + (j - k * nb);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       ar[h] = va ? __ldg(reinterpret_cast<const uint4*>(xa + b * 128 + h * 64)) : z;
@@ -219,59 +224,65 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
     }
     sa = va ? __ldg(xsa + b) : 0.f;
     sb = vb ? __ldg(xsb + b) : 0.f;
-    ws = __ldg(wsp + b);
+    ws = __ldg(w.scale_inv + (imin64(strip_n0(k), N - 1) / 128) * kb + b);
   };
-  if (nb > 0) load_a(0);
+  load_a(0);
 
-  float acc[NT][4];
-#pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
-  int slot = 0;
+  int j = 0, slot = 0;
 #pragma unroll 1
-  for (int i = 0; i < nb; ++i) {
-    // This lane's copies of block i have landed ("memory": the shared reads below stay after it).
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 1) : "memory");
-    const uint4 ca[2] = {ar[0], ar[1]}, ca8[2] = {ar8[0], ar8[1]};
-    const float s0 = __fmul_rn(sa, ws), s1 = __fmul_rn(sb, ws);
-    if (i + 1 < nb) load_a(i + 1);
-    const uint4* st = my + slot * (NT * 64) + lane;
+  for (int k = 0; k < nmine; ++k) {
+    float acc[NT][4];
 #pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      const uint4 bw[2] = {st[t * 64], st[t * 64 + 32]};
-      float c[4];
-      block_mma(c, ca, ca8, bw);
-      acc[t][0] = __fadd_rn(acc[t][0], __fmul_rn(c[0], s0));
-      acc[t][1] = __fadd_rn(acc[t][1], __fmul_rn(c[1], s0));
-      acc[t][2] = __fadd_rn(acc[t][2], __fmul_rn(c[2], s1));
-      acc[t][3] = __fadd_rn(acc[t][3], __fmul_rn(c[3], s1));
+    for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+#pragma unroll 1
+    for (int i = 0; i < nb; ++i, ++j) {
+      // This lane's copies of item j have landed ("memory": the shared reads stay after it).
+      asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 1) : "memory");
+      const uint4 ca[2] = {ar[0], ar[1]}, ca8[2] = {ar8[0], ar8[1]};
+      const float s0 = __fmul_rn(sa, ws), s1 = __fmul_rn(sb, ws);
+      if (j + 1 < total) load_a(j + 1);
+      const uint4* st = my + slot * (NT * 64) + lane;
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        const uint4 bw[2] = {st[t * 64], st[t * 64 + 32]};
+        float c[4];
+        block_mma(c, ca, ca8, bw);
+        acc[t][0] = __fadd_rn(acc[t][0], __fmul_rn(c[0], s0));
+        acc[t][1] = __fadd_rn(acc[t][1], __fmul_rn(c[1], s0));
+        acc[t][2] = __fadd_rn(acc[t][2], __fmul_rn(c[2], s1));
+        acc[t][3] = __fadd_rn(acc[t][3], __fmul_rn(c[3], s1));
+      }
+      issue(j + S, slot);  // refill the stage just read (this lane's own bytes: no barrier needed)
+      slot = slot + 1 == S ? 0 : slot + 1;
     }
-    issue(i + S, slot);  // refill the stage just read (this lane's own bytes: no barrier needed)
-    slot = slot + 1 == S ? 0 : slot + 1;
+    // Strip k: K-group partials in group order. red[k & 1] is rewritten two strips later, after
+    // the next barrier, which the reading warps reach only when done reading.
+    const int64_t n0 = strip_n0(k);
+    float (*rb2)[NT * 4][32] = red[k & 1];
+    if (G > 1) {
+      if (kg != 0) {
+#pragma unroll
+        for (int t = 0; t < NT; ++t)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) rb2[warp][t * 4 + i][lane] = acc[t][i];
+      }
+      __syncthreads();
+    }
+    if (kg == 0) {
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          if (HALVES == 1 && i >= 2) continue;
+          const int row = r + (i >= 2 ? 8 : 0);
+          float v = acc[t][i];
+          for (int gg = 1; gg < G; ++gg) v = __fadd_rn(v, rb2[warp + gg][t * 4 + i][lane]);
+          const int64_t n = n0 + t * 8 + q * 2 + (i & 1);
+          if (row < rows && n < N) y[(row0 + row) * N + n] = out_round(v, a.bf16);
+        }
+    }
   }
   asm volatile("cp.async.wait_all;\n" ::: "memory");
-  // Group partials through the ring: warp w's NT * 4 values per lane at ring[w][...] as floats.
-  float* red = reinterpret_cast<float*>(ring);
-  constexpr int kRed = NT * 4 * 32;  // floats per warp (<= the warp's ring)
-  if (G > 1) {
-    __syncthreads();  // every warp is done reading its ring
-    if (kg != 0) {
-#pragma unroll
-      for (int j = 0; j < NT * 4; ++j) red[warp * kRed + j * 32 + lane] = acc[j / 4][j % 4];
-    }
-    __syncthreads();
-    if (kg != 0) return;
-  }
-#pragma unroll
-  for (int t = 0; t < NT; ++t)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      if (HALVES == 1 && i >= 2) continue;
-      const int row = r + (i >= 2 ? 8 : 0);
-      float v = acc[t][i];
-      for (int gg = 1; gg < G; ++gg) v = __fadd_rn(v, red[(warp + gg) * kRed + (t * 4 + i) * 32 + lane]);
-      const int64_t n = n0 + t * 8 + q * 2 + (i & 1);
-      if (row < rows && n < N) y[(row0 + row) * N + n] = out_round(v, a.bf16);
-    }
 }
 
 // ---- tiled kernel: 64 x 64 tiles, 4 warps (2 x 2, 32 x 32 each), 3-stage cp.async pipeline --------
@@ -457,9 +468,9 @@ void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound16, int64_t 
     const int64_t row_tiles = std::min<int64_t>(tile_bound16, 8) * nproj;
     auto blocks_of = [&](int t) { return (a.N + ncg * t * 8 - 1) / (ncg * t * 8); };
     while (nt > 1 && blocks_of(nt) * row_tiles < 2 * sm_count()) nt /= 2;
-    const int64_t gx = blocks_of(nt);
+    // Persistent over column strips: about 2 blocks per SM in all (the x-dimension loops).
+    const int64_t gx = std::min<int64_t>(blocks_of(nt), std::max<int64_t>(1, 2 * sm_count() / row_tiles));
     require(tile_bound16 <= 65535, "gemm_fp8", "too many row tiles");
-    require(gx <= 0x7fffffff, "gemm_fp8", "N too large");
     dim3 grid{unsigned(gx), unsigned(tile_bound16), unsigned(nproj)};
     const bool two = max_tile_rows > 8;
     switch (nt * 2 + (two ? 1 : 0)) {
