@@ -456,7 +456,11 @@ void launch_stream(const Args& a, dim3 grid, cudaStream_t stream) {
 void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound16, int64_t tile_bound64, int nproj,
             cudaStream_t stream) {
   const int64_t kb = a.K / 128;
-  if (max_tile_rows <= 16) {
+  // The streaming kernel for M <= 16, and up to 64 rows when the 64 x 64 tiles would not give 2
+  // blocks per SM (kv_a at M = 64: 9 blocks): it then reads the weight once per 16-row tile,
+  // concurrently, mostly from L2. Both kernels give the same bits, so this is a speed choice only.
+  const int64_t tiled_blocks = (a.N + kBN - 1) / kBN * tile_bound64 * nproj;
+  if (max_tile_rows <= 16 || (max_tile_rows <= 64 && tiled_blocks < 2 * sm_count())) {
     // Columns per warp NT * 8 (NT = 2, or 1 when that keeps a warp's whole K group in its ring:
     // NT * blocks per warp > kStreamUnits, or when NT = 2 leaves fewer than 2 blocks per SM).
     // NT only decides which warp computes a column, never the arithmetic of an element.

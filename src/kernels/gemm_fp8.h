@@ -16,7 +16,8 @@ namespace ds::cuda {
 /// xq: FP8 E4M3 bytes [M, K] row-major (act_quant_ue8m0 output), xs: F32 [M, K/128]. y: F32 [M, N]
 /// (N = w.rows, K = w.cols), each value rounded to the nearest BF16 if bf16_output.
 /// Tensor cores (mma.sync m16n8k32 e4m3, FP32 accumulate) for every M: a weight-streaming kernel
-/// for M <= 16 and a shared-memory tiled kernel for M > 16 that compute the same bits per element
+/// for M <= 16 (and M <= 64 when N is too small for 2 tiled blocks per SM) and a shared-memory
+/// tiled kernel above, which compute the same bits per element
 /// (same K permutation inside the MMA, same per-block partials, same fixed grouping of the block
 /// sum, which depends on K only). So it is deterministic and row m's bits do not depend on M or
 /// on the other rows (batch invariance, D27). Per 128-K block the tensor core's internal sum

@@ -24,7 +24,8 @@
 //    values differ an element flips by one BF16 ulp (<= 2^-7 relative) with probability ~ d / ulp
 //    (~10% at d ~ 3e-4); sqrt(0.1) * 2^-7 ~ 2.5e-3, plus the F32 difference itself.
 //  - Batch invariance (D27): sampled rows of an M-row run equal the M = 1 run of the same row bit
-//    for bit (M = 1 uses the streaming kernel, M > 16 the tiled one: this checks both compute the
+//    for bit (M = 1 uses the streaming kernel, M >= 100 the tiled one, M = 17..64 either, by N:
+//    this checks both compute the
 //    same bits). Determinism: two runs bit-identical.
 // Speed: M <= 16 in GB/s of bytes that must move (weights + scales + xq + xs + y), weights rotated
 // beyond 4x the L2, against the copy bandwidth of the same run; M >= 64 in TFLOP/s (2MNK) against
