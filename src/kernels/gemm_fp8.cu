@@ -453,8 +453,10 @@ void launch_stream(const Args& a, dim3 grid, cudaStream_t stream) {
 }
 
 // Launches one of the two kernels for `tiles_bound` row tiles (grid.y) and nproj projections.
-void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound16, int64_t tile_bound64, int nproj,
-            cudaStream_t stream) {
+// max_tile_rows picks the kernel (any value is correct); rows_bound must truly bound every tile's
+// rows (it picks the <= 8-row form of the streaming kernel).
+void launch(const Args& a, int64_t max_tile_rows, int64_t rows_bound, int64_t tile_bound16, int64_t tile_bound64,
+            int nproj, cudaStream_t stream) {
   const int64_t kb = a.K / 128;
   // The streaming kernel for M <= 16, and up to 64 rows when the 64 x 64 tiles would not give 2
   // blocks per SM (kv_a at M = 64: 9 blocks): it then reads the weight once per 16-row tile,
@@ -476,7 +478,7 @@ void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound16, int64_t 
     const int64_t gx = std::min<int64_t>(blocks_of(nt), std::max<int64_t>(1, 2 * sm_count() / row_tiles));
     require(tile_bound16 <= 65535, "gemm_fp8", "too many row tiles");
     dim3 grid{unsigned(gx), unsigned(tile_bound16), unsigned(nproj)};
-    const bool two = max_tile_rows > 8;
+    const bool two = rows_bound > 8;
     switch (nt * 2 + (two ? 1 : 0)) {
       case 2: launch_stream<1, 1>(a, grid, stream); break;
       case 3: launch_stream<1, 2>(a, grid, stream); break;
@@ -505,7 +507,7 @@ void gemm_fp8(const uint8_t* xq, const float* xs, int64_t M, const Fp8WeightDev&
   require(aligned(xq, 16) && aligned(w.data, 16), fn, "xq and w.data must be 16-byte aligned");
   require(aligned(xs, 4) && aligned(y, 4) && aligned(w.scale_inv, 4), fn, "xs, y, w.scale_inv must be 4-byte aligned");
   Args a{xq, xs, nullptr, nullptr, 1, M, nullptr, 0, w, w.rows, w.cols, y, y, bf16_output};
-  launch(a, M, (M + 15) / 16, (M + kBM - 1) / kBM, 1, stream);
+  launch(a, M, M, (M + 15) / 16, (M + kBM - 1) / kBM, 1, stream);
 }
 
 void gemm_fp8_grouped(const uint8_t* xq, const float* xs, const int32_t* a_rows, int64_t max_rows,
@@ -524,7 +526,7 @@ void gemm_fp8_grouped(const uint8_t* xq, const float* xs, const int32_t* a_rows,
   // Tiles: sum over groups of ceil(rows_g / BM) <= ceil(max_rows / BM) + (non-empty groups), and
   // at most min(G, max_rows) groups are non-empty (at T = 1, top-8: 9 tiles, not 257).
   const int64_t partial = std::min<int64_t>(G, max_rows);
-  launch(a, std::max<int64_t>(max_group_rows, 1), (max_rows + 15) / 16 + partial,
+  launch(a, std::max<int64_t>(max_group_rows, 1), max_rows, (max_rows + 15) / 16 + partial,
          (max_rows + kBM - 1) / kBM + partial, nproj, stream);
 }
 
