@@ -124,6 +124,61 @@ __global__ void __launch_bounds__(kWarps * 32) gemm_dense_kernel(const float* __
     }
 }
 
+// Narrow form for small N (the router: N = 256, the indexer weights_proj: N = 64), where 4 rows a
+// warp and 8 warps a block leave most SMs idle: one weight row per warp, 2 warps per block, and a
+// lane first issues the loads of its next kNarrowU chunks (256 bytes in flight), then does their
+// FMAs. Same per-element sequence as gemm_dense_kernel (lane l: chunks l, l + 32, ... ascending,
+// FMA in K order, the same butterfly), so the same bits. Requires the VEC conditions.
+constexpr int kNarrowWarps = 2, kNarrowU = 8;
+
+template <bool BF16, int kRowsX>
+__global__ void __launch_bounds__(kNarrowWarps * 32) gemm_dense_narrow_kernel(const float* __restrict__ x, int64_t M,
+                                                                              const void* __restrict__ w, int64_t N,
+                                                                              int64_t K, float* __restrict__ y,
+                                                                              bool bf16_out) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t n = int64_t(blockIdx.x) * kNarrowWarps + warp;
+  const int64_t m0 = int64_t(blockIdx.y) * kRowsX;
+  if (n >= N) return;
+  const int mr = int(M - m0 < kRowsX ? M - m0 : kRowsX);
+  float acc[kRowsX];
+#pragma unroll
+  for (int i = 0; i < kRowsX; ++i) acc[i] = 0.f;
+  const int64_t chunks = K / 8;
+#pragma unroll 1
+  for (int64_t c0 = lane; c0 < chunks; c0 += 32 * kNarrowU) {
+    float wv[kNarrowU][8];
+#pragma unroll
+    for (int u = 0; u < kNarrowU; ++u) {
+      if (c0 + u * 32 < chunks) {
+        load_w<BF16, true>(w, n, K, (c0 + u * 32) * 8, wv[u]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) wv[u][e] = 0.f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kNarrowU; ++u) {
+      if (c0 + u * 32 >= chunks) break;
+#pragma unroll
+      for (int i = 0; i < kRowsX; ++i) {
+        if (i >= mr) break;
+        float xv[8];
+        load_x<true>(x, m0 + i, K, (c0 + u * 32) * 8, xv);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[i] = __fmaf_rn(xv[e], wv[u][e], acc[i]);
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kRowsX; ++i) {
+    float v = acc[i];
+#pragma unroll
+    for (int o = 16; o >= 1; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == i && i < mr) y[(m0 + i) * N + n] = bf16_out ? __bfloat162float(__float2bfloat16_rn(v)) : v;
+  }
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace
@@ -140,6 +195,21 @@ void gemm_dense(const float* x, int64_t M, const DenseWeightDev& w, float* y, bo
   const int64_t gx = (N + kWarps * kRowsW - 1) / (kWarps * kRowsW), gy = (M + rx - 1) / rx;
   if (gx > 0x7fffffff || gy > 65535) fail("shape too large for one launch (N or M)");
   const bool vec = K % 8 == 0 && aligned16(x) && aligned16(w.data);
+  int sms = 132;
+  {
+    int dev = 0;
+    if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  }
+  if (vec && gx * gy < 2 * sms) {  // small N: the narrow form (same bits)
+    const dim3 ngrid{unsigned((N + kNarrowWarps - 1) / kNarrowWarps), unsigned(gy), 1u};
+    auto gon = [&](auto kernel) { kernel<<<ngrid, kNarrowWarps * 32, 0, stream>>>(x, M, w.data, N, K, y, bf16_output); };
+    if (w.bf16)
+      rx == 4 ? gon(gemm_dense_narrow_kernel<true, 4>) : gon(gemm_dense_narrow_kernel<true, 8>);
+    else
+      rx == 4 ? gon(gemm_dense_narrow_kernel<false, 4>) : gon(gemm_dense_narrow_kernel<false, 8>);
+    DS_CUDA_CHECK_LAUNCH("gemm_dense_narrow_kernel");
+    return;
+  }
   const dim3 grid{unsigned(gx), unsigned(gy), 1u};
   const dim3 block{kWarps * 32, 1u, 1u};
   auto go = [&](auto kernel) { kernel<<<grid, block, 0, stream>>>(x, M, w.data, N, K, y, bf16_output); };

@@ -171,6 +171,7 @@ int main(int argc, char** argv) try {
                 "|---|---|---|---|---|---|\n");
     for (int64_t M : {1, 4, 16, 64}) bench_row("lm_head", M, 129280, 7168, true, ceiling);
     for (int64_t M : {1, 64, 4096}) bench_row("router", M, 256, 7168, false, ceiling);
+    for (int64_t M : {1, 64}) bench_row("weights_proj", M, 64, 7168, true, ceiling);
     std::printf("\n");
   }
   std::printf("GEMM_DENSE %s (%d failed checks)\n", g_fail ? "FAIL" : "PASS", g_fail);
