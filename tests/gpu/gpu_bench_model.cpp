@@ -19,7 +19,7 @@
 // contexts are first prefilled for real so the indexer's top-k sees real keys.
 // Bytes per decode step (for GB/s): resident weights - embedding table (only B rows are gathered) -
 // the routed experts no token picks, taking the expected number of distinct experts under uniform
-// routing, E (1 - (1 - k/E)^B) (the random router is close to uniform; stated, not measured), plus
+// routing, E (1 - (1 - k/E)^B) (uniform routing of the random router is assumed, not measured), plus
 // the KV records and indexer keys the step reads. FLOPs per prefill token: 2 x the weight elements
 // each token multiplies (dense + attention + 8 routed + shared experts + lm_head for the last row),
 // plus attention (2 H (C + dr + C) per key) and indexer scoring (2 Hi Di per key) over the causal keys.
