@@ -445,9 +445,15 @@ int sm_count() {
 
 template <int NT, int HALVES>
 void launch_stream(const Args& a, dim3 grid, cudaStream_t stream) {
-  // Once per instantiation: the ring (64 KB) is over the 48 KB default of dynamic shared memory.
-  static const cudaError_t attr = cudaFuncSetAttribute(
-      gemm_fp8_stream_kernel<NT, HALVES>, cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamSmem);
+  // Once per instantiation: the ring (64 KB) is over the 48 KB default of dynamic shared memory,
+  // and the largest shared-memory carveout lets 2 blocks (2 x 80 KB) share an SM.
+  static const cudaError_t attr = [] {
+    const cudaError_t e = cudaFuncSetAttribute(gemm_fp8_stream_kernel<NT, HALVES>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamSmem);
+    if (e != cudaSuccess) return e;
+    return cudaFuncSetAttribute(gemm_fp8_stream_kernel<NT, HALVES>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                int(cudaSharedmemCarveoutMaxShared));
+  }();
   DS_CUDA_CHECK(attr);
   gemm_fp8_stream_kernel<NT, HALVES><<<grid, kStreamWarps * 32, kStreamSmem, stream>>>(a);
 }
