@@ -444,17 +444,31 @@ int sm_count() {
 }
 
 template <int NT, int HALVES>
-void launch_stream(const Args& a, dim3 grid, cudaStream_t stream) {
-  // Once per instantiation: the ring (64 KB) is over the 48 KB default of dynamic shared memory,
-  // and the largest shared-memory carveout lets 2 blocks (2 x 80 KB) share an SM.
+cudaError_t set_stream_attrs() {
+  const cudaError_t e = cudaFuncSetAttribute(gemm_fp8_stream_kernel<NT, HALVES>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamSmem);
+  if (e != cudaSuccess) return e;
+  return cudaFuncSetAttribute(gemm_fp8_stream_kernel<NT, HALVES>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                              int(cudaSharedmemCarveoutMaxShared));
+}
+
+// Once, for all four forms at the first launch of any (so a CUDA-graph capture that follows a
+// warm-up at another M sets nothing): the ring (64 KB) is over the 48 KB default of dynamic shared
+// memory, and the largest shared-memory carveout lets 2 blocks (2 x 80 KB) share an SM.
+cudaError_t stream_attrs_once() {
   static const cudaError_t attr = [] {
-    const cudaError_t e = cudaFuncSetAttribute(gemm_fp8_stream_kernel<NT, HALVES>,
-                                               cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamSmem);
-    if (e != cudaSuccess) return e;
-    return cudaFuncSetAttribute(gemm_fp8_stream_kernel<NT, HALVES>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                int(cudaSharedmemCarveoutMaxShared));
+    cudaError_t e = set_stream_attrs<1, 1>();
+    if (e == cudaSuccess) e = set_stream_attrs<1, 2>();
+    if (e == cudaSuccess) e = set_stream_attrs<2, 1>();
+    if (e == cudaSuccess) e = set_stream_attrs<2, 2>();
+    return e;
   }();
-  DS_CUDA_CHECK(attr);
+  return attr;
+}
+
+template <int NT, int HALVES>
+void launch_stream(const Args& a, dim3 grid, cudaStream_t stream) {
+  DS_CUDA_CHECK(stream_attrs_once());
   gemm_fp8_stream_kernel<NT, HALVES><<<grid, kStreamWarps * 32, kStreamSmem, stream>>>(a);
 }
 
