@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -17,6 +18,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/router.h"
+#include "kernels/sampling.h"
 
 namespace ds::cuda {
 
@@ -28,6 +30,7 @@ struct StepBufs {
   // inputs (one H2D copy)
   int32_t *tokens, *slots, *pages, *n_keys, *n_attn, *logit_rows;
   int64_t* pos;
+  SampleRowParams* sp;  // sampling parameters of the logit rows (forward_sample)
   // residual stream and norms (BF16 bits) and the F32 copy of the normed input
   uint16_t *resid, *f, *xb, *ob;
   float* xf;
@@ -49,6 +52,7 @@ struct StepBufs {
   size_t moe_ws_bytes;
   // head
   float *hf, *logits;
+  int32_t* sampled;  // sampled token ids of the logit rows
 };
 
 constexpr int64_t kRowsPerCall = 32768;
@@ -67,8 +71,18 @@ struct CudaModel::Impl {
   DevMem step;                  // activations
   DevMem inputs;                // step inputs
   PinnedMem h_inputs, h_logits;
+  // Decode graphs (cuda_graphs.h): one activation block sized for the largest graph (graphs run one
+  // at a time on `stream`), and per size a static input block and the pointers baked into it.
+  DevMem graph_step;
+  std::map<int, DevMem> graph_inputs;
+  std::map<int, StepBufs> graph_bufs;
+  int64_t graph_pages = 0;
   int64_t max_inter = 0, max_k = 0;
   int n_freq = 0;
+
+  /// Enqueues the whole forward of one step on `stream` over the buffers `a` (inputs already on the
+  /// device), up to the logits of the logit rows: the body the decode graphs capture.
+  void enqueue(const CudaModel& M, const StepBufs& a, const StepShape& s, bool any_scored) const;
 
   StepBufs plan(StepArena& a, const ModelConfig& c, const StepShape& s) const {
     StepBufs b{};
@@ -113,6 +127,7 @@ struct CudaModel::Impl {
     b.moe_ws = a.take<uint8_t>(int64_t(b.moe_ws_bytes));
     b.hf = a.take<float>(s.NL * D);
     b.logits = a.take<float>(s.NL * c.vocab_size);
+    b.sampled = a.take<int32_t>(s.NL);
     return b;
   }
 };
@@ -162,6 +177,8 @@ void CudaModel::init_kv_pool(int page_size, int64_t num_pages) {
   const ModelConfig& c = w_->config();
   Impl& m = *impl_;
   const int64_t L = c.num_hidden_layers;
+  graphs_.clear();
+  m.graph_pages = 0;
   m.kv_mla.release();
   m.kv_idx.release();
   m.kv_scale.release();
@@ -173,6 +190,7 @@ void CudaModel::init_kv_pool(int page_size, int64_t num_pages) {
   DS_CUDA_CHECK(cudaMemset(m.kv_scale.as(), 0, m.kv_scale.bytes()));
   page_size_ = page_size;
   num_pages_ = num_pages;
+  capture_graphs();  // the graphs bake in the pool's pointers
 }
 
 namespace {
@@ -199,110 +217,19 @@ void swiglu_ffn(const FfnDev& f, const float* x, int64_t R, float* out, const St
 
 }  // namespace
 
-Logits CudaModel::forward(const BatchPlan& plan) {
+
+// The forward body (the CPU official mode op for op; see the file comment).
+void CudaModel::Impl::enqueue(const CudaModel& M, const StepBufs& a, const StepShape& s, bool any_scored) const {
+  const Impl& m = *this;
+  const DeviceWeights* w_ = M.w_.get();
+  const KvCacheDtype kv_dtype_ = M.kv_dtype_;
+  const int page_size_ = M.page_size_;
+  const int64_t num_pages_ = M.num_pages_;
   const ModelConfig& c = w_->config();
-  Impl& m = *impl_;
   cudaStream_t st = m.stream;
-  // Validate the whole plan before touching the pool (the rules of DeepseekV32::forward).
-  if (num_pages_ == 0) throw std::invalid_argument("CUDA runner: no KV pool (init_kv first)");
-  std::set<int32_t> written_pages;
-  StepShape s;
-  for (size_t i = 0; i < plan.segments.size(); ++i) {
-    const Segment& seg = plan.segments[i];
-    const std::string where = "batch plan segment " + std::to_string(i);
-    if (seg.tokens.empty()) throw std::invalid_argument(where + ": no tokens");
-    if (seg.start_pos < 0) throw std::invalid_argument(where + ": negative start_pos");
-    if (seg.cache) throw std::invalid_argument(where + ": the CUDA runner takes paged segments only (no private cache)");
-    const int64_t ps = page_size_, end = int64_t(seg.start_pos) + int64_t(seg.tokens.size());
-    if (int64_t(seg.page_table.size()) * ps < end)
-      throw std::invalid_argument(where + ": page table of " + std::to_string(seg.page_table.size()) +
-                                  " pages does not cover position " + std::to_string(end - 1));
-    for (int64_t p = 0; p < (end + ps - 1) / ps; ++p) {
-      const int32_t pg = seg.page_table[size_t(p)];
-      if (pg < 0 || pg >= num_pages_)
-        throw std::invalid_argument(where + ": page id " + std::to_string(pg) + " outside the pool [0, " +
-                                    std::to_string(num_pages_) + ")");
-      if (p >= seg.start_pos / ps && !written_pages.insert(pg).second)
-        throw std::invalid_argument(where + ": page " + std::to_string(pg) + " is written by two segments");
-    }
-    for (int32_t t : seg.tokens)
-      if (t < 0 || t >= c.vocab_size)
-        throw std::invalid_argument(where + ": token id " + std::to_string(t) + " outside the vocabulary [0, " +
-                                    std::to_string(c.vocab_size) + ")");
-    s.R += int64_t(seg.tokens.size());
-    s.NL += seg.all_logits ? int64_t(seg.tokens.size()) : 1;
-    s.max_pages = std::max<int64_t>(s.max_pages, (end + ps - 1) / ps);
-    s.max_keys = std::max<int64_t>(s.max_keys, end);
-  }
-  Logits out;
-  out.vocab = c.vocab_size;
-  out.row_begin.push_back(0);
-  if (s.R == 0) return out;
   const int64_t R = s.R, NL = s.NL, D = c.hidden_size, H = c.num_attention_heads, C = c.kv_lora_rank;
   const int64_t dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dq = c.qk_head_dim();
   const int64_t Hi = c.index_n_heads, Di = c.index_head_dim, topk = c.index_topk;
-
-  // Host step inputs, packed into one pinned block (256-byte aligned pieces) and one H2D copy.
-  StepArena ia;
-  auto in_layout = [&](StepArena& a, StepBufs& b) {
-    b.tokens = a.take<int32_t>(R);
-    b.pos = a.take<int64_t>(R);
-    b.slots = a.take<int32_t>(R);
-    b.pages = a.take<int32_t>(R * s.max_pages);
-    b.n_keys = a.take<int32_t>(R);
-    b.n_attn = a.take<int32_t>(R);
-    b.logit_rows = a.take<int32_t>(NL);
-  };
-  StepBufs b{};
-  ia.reset(nullptr);
-  in_layout(ia, b);
-  const size_t in_bytes = ia.used();
-  m.h_inputs.ensure(in_bytes);
-  m.inputs.ensure(in_bytes);
-  {
-    uint8_t* h = m.h_inputs.as<uint8_t>();
-    auto off = [&](const void* dev) { return size_t(static_cast<const uint8_t*>(dev) - m.inputs.as<uint8_t>()); };
-    ia.reset(&m.inputs);
-    in_layout(ia, b);
-    int32_t* tokens = reinterpret_cast<int32_t*>(h + off(b.tokens));
-    int64_t* pos = reinterpret_cast<int64_t*>(h + off(b.pos));
-    int32_t* slots = reinterpret_cast<int32_t*>(h + off(b.slots));
-    int32_t* pages = reinterpret_cast<int32_t*>(h + off(b.pages));
-    int32_t* n_keys = reinterpret_cast<int32_t*>(h + off(b.n_keys));
-    int32_t* n_attn = reinterpret_cast<int32_t*>(h + off(b.n_attn));
-    int32_t* lrows = reinterpret_cast<int32_t*>(h + off(b.logit_rows));
-    int64_t r = 0, l = 0;
-    for (const Segment& seg : plan.segments) {
-      const int64_t np = (int64_t(seg.start_pos) + int64_t(seg.tokens.size()) + page_size_ - 1) / page_size_;
-      for (size_t i = 0; i < seg.tokens.size(); ++i, ++r) {
-        const int64_t p = seg.start_pos + int64_t(i);
-        tokens[r] = seg.tokens[i];
-        pos[r] = p;
-        slots[r] = int32_t(int64_t(seg.page_table[size_t(p / page_size_)]) * page_size_ + p % page_size_);
-        for (int64_t j = 0; j < s.max_pages; ++j) pages[r * s.max_pages + j] = j < np ? seg.page_table[size_t(j)] : 0;
-        n_keys[r] = int32_t(p + 1);
-        n_attn[r] = int32_t(std::min<int64_t>(p + 1, topk));
-        if (seg.all_logits || i + 1 == seg.tokens.size()) lrows[l++] = int32_t(r);
-      }
-      out.row_begin.push_back(int(l));
-    }
-    DS_CUDA_CHECK(cudaMemcpyAsync(m.inputs.as(), h, in_bytes, cudaMemcpyHostToDevice, st));
-  }
-  bool any_scored = false;
-  for (const Segment& seg : plan.segments)
-    any_scored = any_scored || int64_t(seg.start_pos) + int64_t(seg.tokens.size()) > topk;
-
-  // Activations.
-  StepArena sa;
-  sa.reset(nullptr);
-  StepBufs dry = m.plan(sa, c, s);
-  (void)dry;
-  m.step.ensure(sa.used());
-  sa.reset(&m.step);
-  StepBufs a = m.plan(sa, c, s);
-  a.tokens = b.tokens, a.pos = b.pos, a.slots = b.slots, a.pages = b.pages, a.n_keys = b.n_keys, a.n_attn = b.n_attn;
-  a.logit_rows = b.logit_rows;
-
   const float eps = float(c.rms_norm_eps);
   const float* freqs = m.freqs.as<float>();
   const int nf = m.n_freq;
@@ -394,13 +321,245 @@ Logits CudaModel::forward(const BatchPlan& plan) {
   add_rmsnorm_bf16(a.f, a.resid, w_->final_norm(), R, D, eps, a.xb, st);
   gather_bf16_rows_f32(a.xb, a.logit_rows, NL, D, a.hf, st);
   gemm_dense(a.hf, NL, w_->lm_head(), a.logits, false, st);
+}
+
+namespace {
+
+/// Lays out the step inputs (one block, one H2D copy) for `s`.
+void in_layout(StepArena& a, StepBufs& b, const StepShape& s) {
+  b.tokens = a.take<int32_t>(s.R);
+  b.pos = a.take<int64_t>(s.R);
+  b.slots = a.take<int32_t>(s.R);
+  b.pages = a.take<int32_t>(s.R * s.max_pages);
+  b.n_keys = a.take<int32_t>(s.R);
+  b.n_attn = a.take<int32_t>(s.R);
+  b.logit_rows = a.take<int32_t>(s.NL);
+  b.sp = a.take<SampleRowParams>(s.NL);
+}
+
+/// Fills the pinned host image `h` of the input block laid out at device base `dev` (layout `b`):
+/// the plan's rows first, then padding rows up to s.R (token 0, position 0, slot -1 = no KV write,
+/// page table of zeros, one key), logit rows r for padded rows. `plan` may be null (all padding).
+void fill_inputs(const BatchPlan* plan, const StepShape& s, int page_size, int64_t topk, const StepBufs& b,
+                 const uint8_t* dev, uint8_t* h, const std::vector<SampleRowParams>* sp, Logits* out) {
+  auto at = [&](const void* d) { return h + (static_cast<const uint8_t*>(d) - dev); };
+  int32_t* tokens = reinterpret_cast<int32_t*>(at(b.tokens));
+  int64_t* pos = reinterpret_cast<int64_t*>(at(b.pos));
+  int32_t* slots = reinterpret_cast<int32_t*>(at(b.slots));
+  int32_t* pages = reinterpret_cast<int32_t*>(at(b.pages));
+  int32_t* n_keys = reinterpret_cast<int32_t*>(at(b.n_keys));
+  int32_t* n_attn = reinterpret_cast<int32_t*>(at(b.n_attn));
+  int32_t* lrows = reinterpret_cast<int32_t*>(at(b.logit_rows));
+  SampleRowParams* params = reinterpret_cast<SampleRowParams*>(at(b.sp));
+  int64_t r = 0, l = 0;
+  if (plan) {
+    for (size_t si = 0; si < plan->segments.size(); ++si) {
+      const Segment& seg = plan->segments[si];
+      const int64_t np = (int64_t(seg.start_pos) + int64_t(seg.tokens.size()) + page_size - 1) / page_size;
+      for (size_t i = 0; i < seg.tokens.size(); ++i, ++r) {
+        const int64_t p = seg.start_pos + int64_t(i);
+        tokens[r] = seg.tokens[i];
+        pos[r] = p;
+        slots[r] = int32_t(int64_t(seg.page_table[size_t(p / page_size)]) * page_size + p % page_size);
+        for (int64_t j = 0; j < s.max_pages; ++j) pages[r * s.max_pages + j] = j < np ? seg.page_table[size_t(j)] : 0;
+        n_keys[r] = int32_t(p + 1);
+        n_attn[r] = int32_t(std::min<int64_t>(p + 1, topk));
+        if (seg.all_logits || i + 1 == seg.tokens.size()) {
+          params[l] = sp ? (*sp)[si] : SampleRowParams{};
+          lrows[l++] = int32_t(r);
+        }
+      }
+      if (out) out->row_begin.push_back(int(l));
+    }
+  }
+  for (; r < s.R; ++r) {  // padding rows (decode graphs): one row, one logit row each
+    tokens[r] = 0;
+    pos[r] = 0;
+    slots[r] = -1;
+    for (int64_t j = 0; j < s.max_pages; ++j) pages[r * s.max_pages + j] = 0;
+    n_keys[r] = 1;
+    n_attn[r] = 1;
+    if (l < s.NL) {
+      params[l] = SampleRowParams{0.0f, 1.0f, -1, 0.0f, 0.0};
+      lrows[l++] = int32_t(r);
+    }
+  }
+}
+
+void set_inputs(StepBufs& a, const StepBufs& b) {
+  a.tokens = b.tokens, a.pos = b.pos, a.slots = b.slots, a.pages = b.pages, a.n_keys = b.n_keys, a.n_attn = b.n_attn;
+  a.logit_rows = b.logit_rows, a.sp = b.sp;
+}
+
+}  // namespace
+
+Logits CudaModel::forward(const BatchPlan& plan) {
+  Logits out;
+  step(plan, nullptr, &out, nullptr);
+  return out;
+}
+
+std::vector<int32_t> CudaModel::forward_sample(const BatchPlan& plan, const std::vector<SampleRowParams>& params) {
+  if (params.size() != plan.segments.size())
+    throw std::invalid_argument("forward_sample: " + std::to_string(params.size()) + " sampling rows for " +
+                                std::to_string(plan.segments.size()) + " segments");
+  for (size_t i = 0; i < plan.segments.size(); ++i)
+    if (plan.segments[i].all_logits)
+      throw std::invalid_argument("forward_sample: segment " + std::to_string(i) + " asks for all logits");
+  std::vector<int32_t> ids;
+  step(plan, &params, nullptr, &ids);
+  return ids;
+}
+
+void CudaModel::step(const BatchPlan& plan, const std::vector<SampleRowParams>* sp, Logits* logits,
+                     std::vector<int32_t>* ids) {
+  const ModelConfig& c = w_->config();
+  Impl& m = *impl_;
+  cudaStream_t st = m.stream;
+  // Validate the whole plan before touching the pool (the rules of DeepseekV32::forward).
+  if (num_pages_ == 0) throw std::invalid_argument("CUDA runner: no KV pool (init_kv first)");
+  std::set<int32_t> written_pages;
+  StepShape s;
+  for (size_t i = 0; i < plan.segments.size(); ++i) {
+    const Segment& seg = plan.segments[i];
+    const std::string where = "batch plan segment " + std::to_string(i);
+    if (seg.tokens.empty()) throw std::invalid_argument(where + ": no tokens");
+    if (seg.start_pos < 0) throw std::invalid_argument(where + ": negative start_pos");
+    if (seg.cache) throw std::invalid_argument(where + ": the CUDA runner takes paged segments only (no private cache)");
+    const int64_t ps = page_size_, end = int64_t(seg.start_pos) + int64_t(seg.tokens.size());
+    if (int64_t(seg.page_table.size()) * ps < end)
+      throw std::invalid_argument(where + ": page table of " + std::to_string(seg.page_table.size()) +
+                                  " pages does not cover position " + std::to_string(end - 1));
+    for (int64_t p = 0; p < (end + ps - 1) / ps; ++p) {
+      const int32_t pg = seg.page_table[size_t(p)];
+      if (pg < 0 || pg >= num_pages_)
+        throw std::invalid_argument(where + ": page id " + std::to_string(pg) + " outside the pool [0, " +
+                                    std::to_string(num_pages_) + ")");
+      if (p >= seg.start_pos / ps && !written_pages.insert(pg).second)
+        throw std::invalid_argument(where + ": page " + std::to_string(pg) + " is written by two segments");
+    }
+    for (int32_t t : seg.tokens)
+      if (t < 0 || t >= c.vocab_size)
+        throw std::invalid_argument(where + ": token id " + std::to_string(t) + " outside the vocabulary [0, " +
+                                    std::to_string(c.vocab_size) + ")");
+    s.R += int64_t(seg.tokens.size());
+    s.NL += seg.all_logits ? int64_t(seg.tokens.size()) : 1;
+    s.max_pages = std::max<int64_t>(s.max_pages, (end + ps - 1) / ps);
+    s.max_keys = std::max<int64_t>(s.max_keys, end);
+  }
+  Logits out;
+  out.vocab = c.vocab_size;
+  out.row_begin.push_back(0);
+  if (s.R == 0) {
+    if (logits) *logits = std::move(out);
+    return;
+  }
+  const int64_t topk = c.index_topk;
+  // A decode step whose segment count fits a captured graph replays it (padded to the graph's size).
+  bool decode = use_graphs_ && s.R == s.NL && s.max_keys <= m.graph_pages * page_size_;
+  for (const Segment& seg : plan.segments) decode = decode && seg.tokens.size() == 1 && !seg.all_logits;
+  const int gbs = decode ? graphs_.pick(int(s.R)) : 0;
+  StepShape shape = s;
+  if (gbs > 0) shape = StepShape{gbs, gbs, m.graph_pages, m.graph_pages * page_size_};
+
+  // Host step inputs, packed into one pinned block (256-byte aligned pieces) and one H2D copy.
+  StepArena ia;
+  StepBufs b{};
+  ia.reset(nullptr);
+  in_layout(ia, b, shape);
+  const size_t in_bytes = ia.used();
+  DevMem& dev_in = gbs > 0 ? m.graph_inputs.at(gbs) : m.inputs;
+  m.h_inputs.ensure(in_bytes);
+  if (gbs == 0) m.inputs.ensure(in_bytes);
+  ia.reset(&dev_in);
+  in_layout(ia, b, shape);
+  fill_inputs(&plan, shape, page_size_, topk, b, dev_in.as<uint8_t>(), m.h_inputs.as<uint8_t>(), sp, &out);
+  DS_CUDA_CHECK(cudaMemcpyAsync(dev_in.as(), m.h_inputs.as(), in_bytes, cudaMemcpyHostToDevice, st));
+
+  StepBufs a{};
+  if (gbs > 0) {
+    a = m.graph_bufs.at(gbs);
+    graphs_.replay(gbs, st);
+  } else {
+    bool any_scored = false;
+    for (const Segment& seg : plan.segments)
+      any_scored = any_scored || int64_t(seg.start_pos) + int64_t(seg.tokens.size()) > topk;
+    StepArena sa;
+    sa.reset(nullptr);
+    m.plan(sa, c, s);
+    m.step.ensure(sa.used());
+    sa.reset(&m.step);
+    a = m.plan(sa, c, s);
+    set_inputs(a, b);
+    m.enqueue(*this, a, s, any_scored);
+  }
+  // Only the plan's logit rows come back (the first s.NL rows of a padded graph step).
+  const int64_t NL = s.NL;
+  if (ids) {
+    sample_rows(a.logits, NL, c.vocab_size, a.sp, a.sampled, st);
+    ids->resize(size_t(NL));
+    DS_CUDA_CHECK(cudaMemcpyAsync(ids->data(), a.sampled, size_t(NL) * 4, cudaMemcpyDeviceToHost, st));
+    DS_CUDA_CHECK(cudaStreamSynchronize(st));
+    return;
+  }
   const size_t lbytes = size_t(NL) * size_t(c.vocab_size) * 4;
   m.h_logits.ensure(lbytes);
   DS_CUDA_CHECK(cudaMemcpyAsync(m.h_logits.as(), a.logits, lbytes, cudaMemcpyDeviceToHost, st));
   DS_CUDA_CHECK(cudaStreamSynchronize(st));
   out.data.resize(size_t(NL) * size_t(c.vocab_size));
   std::memcpy(out.data.data(), m.h_logits.as(), lbytes);
-  return out;
+  *logits = std::move(out);
+}
+
+void CudaModel::set_graph_options(const CudaGraphOptions& o) {
+  cuda_graph_batch_sizes(o, 1);  // validates the flags
+  graph_opts_ = o;
+}
+
+void CudaModel::capture_graphs() {
+  const ModelConfig& c = w_->config();
+  Impl& m = *impl_;
+  graphs_.clear();
+  m.graph_bufs.clear();
+  m.graph_inputs.clear();
+  m.graph_pages = 0;
+  if (num_pages_ == 0 || graph_opts_.max_context <= 0) return;  // no options set: eager only
+  size_t free_b = 0, total_b = 0;
+  DS_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  const std::vector<int> sizes = cuda_graph_batch_sizes(graph_opts_, default_cuda_graph_max_bs(total_b / double(1 << 30)));
+  if (sizes.empty()) return;
+  const int64_t ctx = graph_opts_.max_context;
+  const int64_t gpages = std::min<int64_t>((ctx + page_size_ - 1) / page_size_, num_pages_);
+  const int64_t topk = c.index_topk;
+  const bool any_scored = gpages * page_size_ > topk;
+  StepArena sa;
+  sa.reset(nullptr);
+  m.plan(sa, c, StepShape{sizes.back(), sizes.back(), gpages, gpages * page_size_});
+  m.graph_step.ensure(sa.used());
+  for (int bs : sizes) {
+    const StepShape shape{bs, bs, gpages, gpages * page_size_};
+    StepArena ia;
+    StepBufs b{};
+    ia.reset(nullptr);
+    in_layout(ia, b, shape);
+    const size_t in_bytes = ia.used();
+    DevMem& dev_in = m.graph_inputs[bs];
+    dev_in.ensure(in_bytes);
+    ia.reset(&dev_in);
+    in_layout(ia, b, shape);
+    m.h_inputs.ensure(in_bytes);
+    fill_inputs(nullptr, shape, page_size_, topk, b, dev_in.as<uint8_t>(), m.h_inputs.as<uint8_t>(), nullptr, nullptr);
+    DS_CUDA_CHECK(cudaMemcpyAsync(dev_in.as(), m.h_inputs.as(), in_bytes, cudaMemcpyHostToDevice, m.stream));
+    sa.reset(&m.graph_step);
+    StepBufs a = m.plan(sa, c, shape);
+    set_inputs(a, b);
+    m.enqueue(*this, a, shape, any_scored);  // warm-up: first-call attribute setting happens here
+    DS_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+    graphs_.capture(bs, [&] { m.enqueue(*this, a, shape, any_scored); }, m.stream);
+    m.graph_bufs[bs] = a;
+  }
+  m.graph_pages = gpages;
+  DS_CUDA_CHECK(cudaStreamSynchronize(m.stream));
 }
 
 }  // namespace ds::cuda

@@ -4,9 +4,12 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
 
+#include "cuda/cuda_graphs.h"
 #include "cuda/device_weights.h"
 #include "kernels/mla_cache.h"
+#include "kernels/sampling.h"
 #include "model/batch.h"
 
 namespace ds::cuda {
@@ -27,7 +30,7 @@ class CudaModel {
   /// Device bytes one KV token slot takes over all layers (MLA record + indexer key + scale).
   int64_t kv_bytes_per_token() const;
   /// (Re)allocates the device KV pool: num_pages pages of page_size slots in every layer
-  /// (contents zeroed). Throws std::invalid_argument naming --page-size / --max-total-tokens for
+  /// (contents zeroed), then capture_graphs(). Throws std::invalid_argument naming --page-size / --max-total-tokens for
   /// bad sizes, std::runtime_error when the device memory is short.
   void init_kv_pool(int page_size, int64_t num_pages);
   int page_size() const { return page_size_; }
@@ -37,10 +40,34 @@ class CudaModel {
   /// std::invalid_argument): validates the plan before touching the KV pool (same rules and
   /// messages), writes each token's keys into its page-table slot, returns FP32 logits on the
   /// host for the last token of each segment (every token with all_logits).
+  /// Decode steps (every segment one token, no all_logits) whose segment count fits a captured
+  /// graph replay it (padded rows: slot -1 writes no KV, their logits are ignored); other plans run
+  /// eagerly. Both give bit-identical rows when every kernel is batch invariant (D27).
   Logits forward(const BatchPlan& plan);
 
+  /// forward() followed by sampling on the device (kernels/sampling.h): one token id per segment,
+  /// `params[i]` for segment i (all_logits segments are refused). Only the ids come back to the host.
+  std::vector<int32_t> forward_sample(const BatchPlan& plan, const std::vector<SampleRowParams>& params);
+
+  /// Sets the graph options; the graphs are (re)captured by init_kv_pool (they bake in the pool's
+  /// pointers) or by capture_graphs() when a pool exists. Throws std::invalid_argument naming the flag.
+  void set_graph_options(const CudaGraphOptions& o);
+  /// Captures one decode graph per size of cuda_graph_batch_sizes (no-op when disabled or when no
+  /// options with max_context > 0 were set: the default CudaModel runs eagerly); each size
+  /// first runs once eagerly on its static buffers (first-call attribute setting happens outside).
+  void capture_graphs();
+  /// Runtime switch for tests and benchmarks: false makes every step eager (graphs are kept).
+  void use_graphs(bool on) { use_graphs_ = on; }
+  std::vector<int> graph_sizes() const { return graphs_.sizes(); }
+  uint64_t graph_replays() const { return graphs_.replays(); }
+
  private:
+  void step(const BatchPlan& plan, const std::vector<SampleRowParams>* params, Logits* logits,
+            std::vector<int32_t>* ids);
   struct Impl;
+  CudaGraphOptions graph_opts_;
+  GraphSet graphs_;
+  bool use_graphs_ = true;
   std::unique_ptr<DeviceWeights> w_;
   KvCacheDtype kv_dtype_;
   int page_size_ = 0;
