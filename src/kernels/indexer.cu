@@ -1,12 +1,15 @@
 // Lightning-indexer logits and causal top-k (see indexer.h; spec/model.md 5.2 step 10, 5.3).
 //
 // index_logits_kernel (FP32 CUDA cores; any Hi <= 128, Di % 16 == 0, or IndexerArgs::fp32_logits; the
-// Hi 64 / Di 128 shape runs index_logits_tc_kernel, FP8 mma.sync, described at that kernel): one CTA of 256 threads per (row, 64 consecutive positions). The row's
-// queries [Hi, Di] and the 64 keys (gathered through the page table, 16-byte loads) are decoded
-// from E4M3 to F32 once into shared memory (rows padded by 4 floats: conflict-free 16-byte reads).
-// Thread (key = t / 4, sub = t % 4) owns heads sub + 4 i: per head an ascending-d FMA chain (the
-// E4M3 x E4M3 products are exact in FP32), then sum_i w * ReLU(dot) in ascending i, a fixed quad
-// butterfly, times the key scale. Deterministic.
+// Hi 64 / Di 128 shape runs index_logits_tc_kernel, FP8 mma.sync, described at that kernel): one CTA
+// of 256 threads per (row, 64 consecutive positions). The row's queries [Hi, Di] and the 64 keys
+// (gathered through the page table, 16-byte loads) are decoded from E4M3 to F32 once into shared
+// memory (rows padded by 4 floats). The scores are BIT-IDENTICAL to ds::cpu::index_scores: each
+// (key, head) dot uses dot_fixed's 16-lane order and tree, ReLU(dot) * w is rounded on its own
+// (__fmul_rn / __fadd_rn: no FMA contraction, as the x86-64 twin), the head terms are summed in
+// ascending head order from +0 and the sum is multiplied by the key scale. Equal scores make
+// equal selections, so near-tie boundary swaps against the CPU cannot happen on this path (they
+// caused the tiny-a whole-model differences of issue 8, docs/cuda.md "Model runner").
 //
 // topk_kernel: one CTA of 1024 threads per row. Scores map to order-preserving 32-bit keys (-0 ->
 // +0); four 8-bit radix passes (shared-memory histograms of the keys that still match the prefix)
@@ -56,6 +59,7 @@ index_logits_kernel(IndexerArgs a, int topk, int64_t max_keys, float* __restrict
   float* ks = qs + Hi * ld;     // [kKeys][ld]
   float* ksc = ks + kKeys * ld; // [kKeys]
   float* ws = ksc + kKeys;      // [Hi]
+  float* terms = ws + Hi;       // [kKeys][Hi + 1]: max(dot, 0) * w per (key, head)
   const int cpr = Di / 16;      // 16-byte chunks per vector
   const uint4* q = reinterpret_cast<const uint4*>(a.q + r * int64_t(Hi) * Di);
   for (int i = threadIdx.x; i < Hi * cpr; i += blockDim.x) {
@@ -80,33 +84,42 @@ index_logits_kernel(IndexerArgs a, int topk, int64_t max_keys, float* __restrict
   }
   for (int i = threadIdx.x; i < Hi; i += blockDim.x) ws[i] = a.w[r * Hi + i];
   __syncthreads();
-  const int key = threadIdx.x >> 2, sub = threadIdx.x & 3;
-  float acc[kMaxHpt];
+  // Phase 1: one (key, head) pair per thread and step: the 128-wide dot in dot_fixed's order (16
+  // lanes, lane j sums d = j mod 16 ascending; E4M3 x E4M3 products are exact, so FMA == add of the
+  // product), then its tree; t = max(dot, 0) * w rounded on its own (the twin does not contract).
+  for (int i = threadIdx.x; i < kKeys * Hi; i += blockDim.x) {
+    const int key = i / Hi, h = i % Hi;
+    const float* qh = qs + h * ld;
+    const float* kr = ks + key * ld;
+    float l[16];
 #pragma unroll
-  for (int i = 0; i < kMaxHpt; ++i) acc[i] = 0.f;
-  const float* kr = ks + key * ld;
-  for (int d = 0; d < Di; d += 4) {
-    const float4 k4 = *reinterpret_cast<const float4*>(kr + d);
+    for (int j = 0; j < 16; ++j) l[j] = 0.f;
+    for (int d = 0; d < Di; d += 16) {
 #pragma unroll
-    for (int i = 0; i < kMaxHpt; ++i) {
-      const int h = sub + 4 * i;
-      if (h < Hi) {
-        const float4 q4 = *reinterpret_cast<const float4*>(qs + h * ld + d);
-        float s = acc[i];
-        s = fmaf(q4.x, k4.x, s), s = fmaf(q4.y, k4.y, s), s = fmaf(q4.z, k4.z, s), s = fmaf(q4.w, k4.w, s);
-        acc[i] = s;
+      for (int j = 0; j < 16; j += 4) {
+        const float4 q4 = *reinterpret_cast<const float4*>(qh + d + j);
+        const float4 k4 = *reinterpret_cast<const float4*>(kr + d + j);
+        l[j] = __fmaf_rn(q4.x, k4.x, l[j]), l[j + 1] = __fmaf_rn(q4.y, k4.y, l[j + 1]);
+        l[j + 2] = __fmaf_rn(q4.z, k4.z, l[j + 2]), l[j + 3] = __fmaf_rn(q4.w, k4.w, l[j + 3]);
       }
     }
-  }
-  float part = 0.f;
 #pragma unroll
-  for (int i = 0; i < kMaxHpt; ++i) {
-    const int h = sub + 4 * i;
-    if (h < Hi) part = fmaf(fmaxf(acc[i], 0.f), ws[h], part);
+    for (int j = 0; j < 8; ++j) l[j] = __fadd_rn(l[j], l[j + 8]);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) l[j] = __fadd_rn(l[j], l[j + 4]);
+    l[0] = __fadd_rn(l[0], l[2]);
+    l[1] = __fadd_rn(l[1], l[3]);
+    const float v = __fadd_rn(__fadd_rn(l[0], l[1]), 0.f);  // + the twin's (empty) tail
+    terms[key * (Hi + 1) + h] = __fmul_rn(v < 0.f ? 0.f : v, ws[h]);  // std::max(v, 0.f) keeps -0
   }
-  part += __shfl_xor_sync(0xffffffffu, part, 1);
-  part += __shfl_xor_sync(0xffffffffu, part, 2);
-  if (sub == 0 && p0 + key < n) scores[r * max_keys + p0 + key] = part * ksc[key];
+  __syncthreads();
+  // Phase 2: the head sum in ascending head order from +0, then the key scale (index_scores).
+  if (threadIdx.x < kKeys && p0 + threadIdx.x < n) {
+    const int key = threadIdx.x;
+    float acc = 0.f;
+    for (int h = 0; h < Hi; ++h) acc = __fadd_rn(acc, terms[key * (Hi + 1) + h]);
+    scores[r * max_keys + p0 + key] = __fmul_rn(acc, ksc[key]);
+  }
 }
 
 // Tensor-core logits for Hi = 64, Di = 128 (DeepSeek-V3.2): one CTA of 4 warps per (row, 256
@@ -201,8 +214,11 @@ index_logits_tc_kernel(IndexerArgs a, int topk, int64_t max_keys, float* __restr
   }
 }
 
+// Order-preserving key of a score: -0 and +0 map to the same key (0x80000000) by their bits, so no
+// compiler treatment of signed zeros can split the tie; NaN sorts above +inf.
 __device__ __forceinline__ uint32_t order_key(float f) {
-  uint32_t u = __float_as_uint(f == 0.f ? 0.f : f);
+  uint32_t u = __float_as_uint(f);
+  if ((u << 1) == 0u) u = 0u;
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
@@ -290,7 +306,28 @@ topk_kernel(IndexerArgs a, int topk, int64_t max_keys, const float* __restrict__
   }
 }
 
+std::atomic<std::vector<IndexerCapture>*> g_capture{nullptr};
+
+// The test hook of indexer.h: synchronous downloads of this call's outputs.
+void capture_call(const IndexerArgs& a, int topk, int64_t max_keys, const float* scores, const int32_t* idx,
+                  cudaStream_t stream) {
+  std::vector<IndexerCapture>* sink = g_capture.load();
+  if (!sink) return;
+  DS_CUDA_CHECK(cudaStreamSynchronize(stream));
+  IndexerCapture c;
+  c.R = a.R, c.max_keys = max_keys, c.topk = topk;
+  c.n_keys.resize(size_t(a.R));
+  c.idx.resize(size_t(a.R) * size_t(topk));
+  c.scores.resize(size_t(a.R) * size_t(max_keys));
+  DS_CUDA_CHECK(cudaMemcpy(c.n_keys.data(), a.n_keys, c.n_keys.size() * 4, cudaMemcpyDeviceToHost));
+  DS_CUDA_CHECK(cudaMemcpy(c.idx.data(), idx, c.idx.size() * 4, cudaMemcpyDeviceToHost));
+  DS_CUDA_CHECK(cudaMemcpy(c.scores.data(), scores, c.scores.size() * 4, cudaMemcpyDeviceToHost));
+  sink->push_back(std::move(c));
+}
+
 }  // namespace
+
+void set_indexer_capture(std::vector<IndexerCapture>* sink) { g_capture.store(sink); }
 
 size_t indexer_workspace_bytes(int64_t R, int64_t max_keys) {
   if (R < 0 || max_keys < 1) throw std::invalid_argument("indexer_workspace_bytes: bad R or max_keys");
@@ -320,10 +357,11 @@ void indexer_topk(const IndexerArgs& a, int topk, int64_t max_keys, void* worksp
     DS_CUDA_CHECK_LAUNCH("index_logits_tc_kernel");
     topk_kernel<<<unsigned(a.R), kTopThreads, 0, stream>>>(a, topk, max_keys, scores, idx);
     DS_CUDA_CHECK_LAUNCH("topk_kernel");
+    capture_call(a, topk, max_keys, scores, idx, stream);
     return;
   }
   const int ld = a.Di + 4;
-  const size_t smem = sizeof(float) * (size_t(a.Hi + kKeys) * ld + kKeys + a.Hi);
+  const size_t smem = sizeof(float) * (size_t(a.Hi + kKeys) * ld + kKeys + a.Hi + size_t(kKeys) * (a.Hi + 1));
   // Raised only when a larger size is first needed, so a CUDA-graph capture after one eager call
   // (what the runner and the drivers do) makes no attribute call.
   static std::atomic<int> smem_set{0};
@@ -337,6 +375,7 @@ void indexer_topk(const IndexerArgs& a, int topk, int64_t max_keys, void* worksp
   DS_CUDA_CHECK_LAUNCH("index_logits_kernel");
   topk_kernel<<<unsigned(a.R), kTopThreads, 0, stream>>>(a, topk, max_keys, scores, idx);
   DS_CUDA_CHECK_LAUNCH("topk_kernel");
+  capture_call(a, topk, max_keys, scores, idx, stream);
 }
 
 }  // namespace ds::cuda

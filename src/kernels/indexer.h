@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 typedef struct CUstream_st* cudaStream_t;  // same declaration as CUDA's driver_types.h
 
@@ -40,8 +41,11 @@ size_t indexer_workspace_bytes(int64_t R, int64_t max_keys);
 
 /// Lightning-indexer selection. For row r and position p < n_keys[r], with j = slot(r, p):
 ///   score[r, p] = kscale[j] * sum_{h < Hi} w[r, h] * ReLU(sum_{d < Di} fp8(q[r,h,d]) * fp8(kcache[j,d]))
-/// in FP32 (products of two E4M3 values are exact; sums in a fixed order, so the result is
-/// deterministic and equal to the twin's up to summation order). Then the topk positions with the
+/// in FP32 (products of two E4M3 values are exact). The FP32 path (fp32_logits, or any shape but
+/// Hi 64 / Di 128) is bit-identical to ds::cpu::index_scores (same summation order and rounding
+/// points); the tensor-core path differs by its reduced-precision MMA accumulation (gpu_indexer
+/// bounds it at 1e-3 normwise), so its top-k may swap near-tied keys at the boundary against the
+/// CPU. Deterministic either way. Then the topk positions with the
 /// largest scores (ties -> lower position; -0 == +0), written as SLOT ids in ascending position
 /// order to idx [R, topk] int32; entries past min(n_keys[r], topk) are -1. Rows with n_keys <=
 /// topk get all their causal slots without scoring. Scores are left in `workspace` as F32
@@ -53,5 +57,20 @@ size_t indexer_workspace_bytes(int64_t R, int64_t max_keys);
 /// pointers; std::runtime_error for a CUDA launch error.
 void indexer_topk(const IndexerArgs& a, int topk, int64_t max_keys, void* workspace, size_t workspace_bytes,
                   int32_t* idx, cudaStream_t stream);
+
+/// One indexer_topk call as downloaded by the test hook below (host copies).
+struct IndexerCapture {
+  int64_t R = 0, max_keys = 0;
+  int topk = 0;
+  std::vector<int32_t> n_keys;  ///< [R]
+  std::vector<int32_t> idx;     ///< [R, topk] slot ids as written (ascending position, -1 padded)
+  std::vector<float> scores;    ///< [R, max_keys] F32 logits; row r valid on [0, n_keys[r]) iff n_keys[r] > topk
+};
+
+/// TEST HOOK (drivers only; not capture-safe, slows every call): while `sink` is non-null, each
+/// indexer_topk call synchronizes its stream and appends one IndexerCapture to *sink. A whole-model
+/// forward therefore appends one record per layer (per 32768-row chunk), in layer order; a replayed
+/// CUDA graph appends nothing. Pass nullptr to stop. Not thread-safe against concurrent calls.
+void set_indexer_capture(std::vector<IndexerCapture>* sink);
 
 }  // namespace ds::cuda

@@ -160,6 +160,7 @@ Logits DeepseekV32::forward(const BatchPlan& plan, ForwardHidden* hidden) {
     trace_->hidden.assign(size_t(c.num_hidden_layers), {});
     trace_->attn.assign(size_t(c.num_hidden_layers), {});
     trace_->index_sets.assign(size_t(c.num_hidden_layers), std::vector<std::vector<int32_t>>(size_t(R)));
+    trace_->index_scores.assign(size_t(c.num_hidden_layers), std::vector<std::vector<float>>(size_t(R)));
   }
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& L = m.w.layers[size_t(l)];

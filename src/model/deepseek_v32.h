@@ -41,6 +41,9 @@ struct ForwardTrace {
   /// [layer][row]: the indexer's selected key positions (ascending; positions, not slots); empty
   /// where the row has at most index_topk causal keys and attends to all of them (spec 5.3).
   std::vector<std::vector<std::vector<int32_t>>> index_sets;
+  /// [layer][row]: the indexer's FP32 scores of positions [0, pos] (what index_sets was selected
+  /// from; empty where index_sets is empty). Lets GPU drivers judge top-k boundary near-ties.
+  std::vector<std::vector<std::vector<float>>> index_scores;
   /// [layer][R * heads * v_head_dim]: the attention output before o_proj (BF16 values in official
   /// mode), where the documented attention deviations enter.
   std::vector<std::vector<float>> attn;

@@ -87,7 +87,10 @@ void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const 
                         scores.data() + p0);
     }
     std::vector<int32_t> sel = cpu::topk_indices(scores.data(), n_keys, c.index_topk);
-    if (rows.trace) rows.trace->index_sets[size_t(layer)][size_t(r)] = sel;
+    if (rows.trace) {
+      rows.trace->index_sets[size_t(layer)][size_t(r)] = sel;
+      rows.trace->index_scores[size_t(layer)][size_t(r)] = scores;
+    }
     for (int32_t& p : sel) p = int32_t(kv.slot(p));
     selection[size_t(r)] = std::move(sel);
   });

@@ -22,7 +22,21 @@
 // relative error passes through RMSNorms (scale-free) and is not multiplied along the chain: the
 // logits error is the root-sum-square of ~3 layers x ~4 GEMMs on the residual path, 6e-3 x sqrt(12)
 // = 2.1e-2 at worst, ~7e-3 expected. A wrong rounding point, mask, slot or page gives > 1e-1.
-// Indexer top-k sets may differ where two scores are within that error; the check counts them.
+// Indexer top-k sets (WHERE a difference enters): every compared step runs with the CPU's
+// ForwardTrace (index_sets + index_scores per layer and row) and the GPU indexer's test hook
+// (ds::cuda::set_indexer_capture: per layer the downloaded slot lists and scores). Per step the
+// driver prints a SETS line: rows whose GPU set (slots mapped back to positions through the page
+// table) differs from the CPU's, per layer, the GPU-vs-CPU indexer score error, and the smallest
+// CPU boundary gap (k-th minus (k+1)-th score, relative to the row's max |score|). Rule: a set
+// difference is a near-tie iff, at the first layer where any set differs in that step, every
+// position in the symmetric difference has a CPU score within kTieRel * max|score| of the CPU's
+// k-th score (kTieRel 1e-5 on the FP32 indexer path, which is bit-identical to the twin given
+// equal inputs, so only ULP-level input noise (gemm_dense head weights) can move a score; 1e-3 on
+// the FP8 tensor-core path at Hi 64 / Di 128, gpu_indexer's bound). Later layers of that step and
+// later steps that read its KV are downstream of the difference. The logits bar applies to steps
+// whose sets are equal and that read no KV written by a step with differing sets; a near-tie step
+// is reported (PASS with a note); a difference that is not a near-tie FAILs. A step whose logits
+// exceed the bar with equal sets points at a non-indexer op.
 // Greedy: the 64-step token sequences must be equal, except that a divergence where the CPU's top-2
 // logit margin is below 4 x the largest |logit difference| seen so far is reported as a near-tie
 // (PASS with a note) rather than an error.
@@ -35,12 +49,15 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "cuda/cuda_model.h"
 #include "cuda/device_weights.h"
 #include "gpu_test_util.h"
+#include "kernels/indexer.h"
 #include "model/deepseek_v32.h"
 #include "tools/make_model.h"
 
@@ -78,23 +95,161 @@ ds::Segment seg(const std::vector<int32_t>& toks, int start, const std::vector<i
 
 int32_t argmax(const float* x, int n) { return int32_t(std::max_element(x, x + n) - x); }
 
+// CPU trace vs GPU indexer capture of one step. Returns the number of (layer, row) set differences;
+// *near_tie says whether the first differing layer's differences are all near-ties.
+struct SetReport {
+  int differ = 0;            // (layer, row) pairs whose sets differ
+  bool near_tie = true;      // the first differing layer's differences are near-ties
+  bool captured = true;      // the GPU hook returned one record per layer
+  std::string line;
+  std::string detail;        // one indented line per differing row of the first differing layer
+};
+
+SetReport compare_sets(const ds::BatchPlan& p, const ds::ForwardTrace& tr,
+                       const std::vector<ds::cuda::IndexerCapture>& caps, const ds::ModelConfig& cfg) {
+  SetReport rep;
+  const int L = cfg.num_hidden_layers, topk = cfg.index_topk;
+  const double tie_rel = (cfg.index_n_heads == 64 && cfg.index_head_dim == 128) ? 1e-3 : 1e-5;
+  if (int(caps.size()) != L) {
+    rep.captured = false;
+    rep.line = "no GPU indexer capture (" + std::to_string(caps.size()) + " records for " + std::to_string(L) +
+               " layers: graph replay?)";
+    return rep;
+  }
+  // Row -> (segment) position map for slots.
+  std::vector<std::map<int64_t, int32_t>> slot_pos;
+  std::vector<int32_t> row_pos;
+  for (const ds::Segment& sg : p.segments) {
+    std::map<int64_t, int32_t> m;
+    const int end = sg.start_pos + int(sg.tokens.size());
+    for (int q = 0; q < end; ++q) m[int64_t(sg.page_table[size_t(q / kPage)]) * kPage + q % kPage] = q;
+    for (size_t i = 0; i < sg.tokens.size(); ++i) {
+      slot_pos.push_back(m);
+      row_pos.push_back(sg.start_pos + int(i));
+    }
+  }
+  const int64_t R = int64_t(row_pos.size());
+  std::string per_layer;
+  double min_gap = INFINITY;
+  int first_layer = -1;
+  for (int l = 0; l < L; ++l) {
+    const ds::cuda::IndexerCapture& c = caps[size_t(l)];
+    int d = 0;
+    double num = 0, den = 0;
+    for (int64_t r = 0; r < R && r < c.R; ++r) {
+      const std::vector<int32_t>& cs = tr.index_sets[size_t(l)][size_t(r)];
+      const int n = row_pos[size_t(r)] + 1;
+      std::vector<int32_t> gs;
+      for (int k = 0; k < topk; ++k) {
+        const int32_t slot = c.idx[size_t(r * topk + k)];
+        if (slot < 0) break;
+        auto it = slot_pos[size_t(r)].find(slot);
+        gs.push_back(it == slot_pos[size_t(r)].end() ? -1 - slot : it->second);  // foreign slot: negative
+      }
+      if (cs.empty()) {  // all causal keys: GPU must list positions 0..n-1
+        std::vector<int32_t> all(static_cast<size_t>(n));
+        for (int q = 0; q < n; ++q) all[size_t(q)] = q;
+        if (gs != all) {  // a row attending to all its keys has no tie to explain
+          ++d;
+          if (first_layer < 0) first_layer = l;
+          if (first_layer == l) rep.near_tie = false;
+          rep.detail += "  layer " + std::to_string(l) + " row " + std::to_string(r) + " (pos " + std::to_string(n - 1) +
+                        "): GPU list is not all causal positions\n";
+        }
+        continue;
+      }
+      const std::vector<float>& sc = tr.index_scores[size_t(l)][size_t(r)];
+      for (int q = 0; q < n; ++q) {
+        const double g = c.scores[size_t(r * c.max_keys + q)], e = sc[size_t(q)];
+        num += (g - e) * (g - e), den += e * e;
+      }
+      std::vector<float> sorted = sc;
+      std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+      float amax = 0.f;
+      for (float v : sc) amax = std::max(amax, std::fabs(v));
+      const double kth = sorted[size_t(topk - 1)];
+      const double gap = amax > 0 ? (kth - sorted[size_t(topk)]) / amax : 0.0;
+      min_gap = std::min(min_gap, gap);
+      if (gs == cs) continue;
+      ++d;
+      if (first_layer < 0 || first_layer == l) {
+        first_layer = l;
+        std::set<int32_t> a(cs.begin(), cs.end()), b(gs.begin(), gs.end());
+        for (int q = 0; q < n; ++q)
+          if (a.count(q) != b.count(q) && std::fabs(sc[size_t(q)] - kth) > tie_rel * amax) rep.near_tie = false;
+        for (int32_t q : gs)
+          if (q < 0) rep.near_tie = false;  // a slot outside the row's pages: never a tie
+        char t[64];
+        std::snprintf(t, sizeof t, "  layer %d row %lld (pos %d): CPU-only {", l, (long long)r, n - 1);
+        rep.detail += t;
+        for (int32_t q : cs)
+          if (!b.count(q)) std::snprintf(t, sizeof t, " %d:%.6g", q, sc[size_t(q)]), rep.detail += t;
+        rep.detail += " } GPU-only {";
+        for (int32_t q : gs)
+          if (!a.count(q)) std::snprintf(t, sizeof t, " %d:%.6g", q, q >= 0 ? sc[size_t(q)] : NAN), rep.detail += t;
+        std::snprintf(t, sizeof t, " } CPU k-th %.6g, max|s| %.3g\n", kth, amax);
+        rep.detail += t;
+      }
+    }
+    rep.differ += d;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " L%d %d/%lld rows (scores %.2g)", l, d, (long long)R,
+                  den > 0 ? std::sqrt(num / den) : 0.0);
+    per_layer += buf;
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "; min CPU boundary gap %.3g (rel)%s", min_gap,
+                rep.differ ? (rep.near_tie ? "; near-tie" : "; NOT a near-tie") : "");
+  rep.line = "sets differ:" + per_layer + buf;
+  return rep;
+}
+
 struct Pair {
   ds::DeepseekV32& cpu;
   ds::cuda::CudaModel& gpu;
   std::string tag;
-  double worst = 0;
-  ds::Logits run(const ds::BatchPlan& p, ds::Logits* g_out) {
+  double worst = 0;       // worst logits normwise over the steps the bar applies to
+  bool tainted = false;   // an earlier step of the current KV group had differing sets
+  int set_steps = 0;      // steps with differing sets
+  // One step on both sides with the CPU trace and the GPU indexer capture; prints the SETS line.
+  ds::Logits run(const ds::BatchPlan& p, ds::Logits* g_out, const std::string& what, double* err = nullptr,
+                 bool* bar_applies = nullptr) {
+    ds::ForwardTrace tr;
+    cpu.set_trace(&tr);
     ds::Logits c = cpu.forward(p);
-    *g_out = gpu.forward(p);
+    cpu.set_trace(nullptr);
+    std::vector<ds::cuda::IndexerCapture> caps;
+    ds::cuda::set_indexer_capture(&caps);
+    try {
+      *g_out = gpu.forward(p);
+    } catch (...) {
+      ds::cuda::set_indexer_capture(nullptr);
+      throw;
+    }
+    ds::cuda::set_indexer_capture(nullptr);
+    const SetReport rep = compare_sets(p, tr, caps, cpu.config());
+    const double e = normwise(g_out->data, c.data);
+    if (err) *err = e;
+    const bool applies = !tainted && rep.differ == 0;
+    if (bar_applies) *bar_applies = applies;
+    std::printf("SETS %s %s: logits %.3g%s; %s\n%s", tag.c_str(), what.c_str(), e,
+                tainted ? " (reads KV of an earlier differing step)" : "", rep.line.c_str(), rep.detail.c_str());
+    if (rep.differ) {
+      ++set_steps;
+      check(rep.near_tie || tainted, tag + " " + what + " top-k set differences are near-ties (rule in header)");
+      tainted = true;
+    }
     return c;
   }
   void compare(const ds::BatchPlan& p, const std::string& what) {
     ds::Logits g;
-    ds::Logits c = run(p, &g);
-    const double e = normwise(g.data, c.data);
-    worst = std::max(worst, e);
-    check(e <= kTol && g.row_begin == c.row_begin,
-          tag + " " + what + " logits normwise " + std::to_string(e) + " <= " + std::to_string(kTol));
+    double e = 0;
+    bool applies = true;
+    ds::Logits c = run(p, &g, what, &e, &applies);
+    if (applies) worst = std::max(worst, e);
+    check((e <= kTol || !applies) && g.row_begin == c.row_begin,
+          tag + " " + what + " logits normwise " + std::to_string(e) + " <= " + std::to_string(kTol) +
+              (applies ? "" : " (bar waived: differing sets, see SETS)"));
   }
 };
 
@@ -109,7 +264,8 @@ void scenario(ds::DeepseekV32& cpu, ds::cuda::CudaModel& gpu, const std::string&
     p.segments.push_back(seg(prompt(40, V, 1), 0, pages(0, 3), true));
     P.compare(p, "prefill 40 all rows");
   }
-  // 2. batch of mixed lengths.
+  // 2. batch of mixed lengths (own pages: no KV shared with 1).
+  P.tainted = false;
   {
     ds::BatchPlan p;
     p.segments.push_back(seg(prompt(5, V, 2), 0, pages(4, 1)));
@@ -118,6 +274,7 @@ void scenario(ds::DeepseekV32& cpu, ds::cuda::CudaModel& gpu, const std::string&
     P.compare(p, "batch 5+23+37");
   }
   // 3. chunked prefill 20 + 20 + 10 (the later chunks read the earlier chunks' keys).
+  P.tainted = false;
   {
     const auto t = prompt(50, V, 5);
     const auto pt = pages(13, 4);
@@ -134,6 +291,7 @@ void scenario(ds::DeepseekV32& cpu, ds::cuda::CudaModel& gpu, const std::string&
     P.compare(p, "decode + prefill chunk");
   }
   // 5. greedy: two sequences decoded together for 64 steps; the argmaxes must agree at every step.
+  P.tainted = false;
   {
     const auto a = prompt(12, V, 7), b = prompt(33, V, 8);
     const auto pa = pages(30, 6), pb = pages(40, 7);
@@ -141,7 +299,12 @@ void scenario(ds::DeepseekV32& cpu, ds::cuda::CudaModel& gpu, const std::string&
     p.segments.push_back(seg(a, 0, pa));
     p.segments.push_back(seg(b, 0, pb));
     ds::Logits g;
-    ds::Logits c = P.run(p, &g);
+    double e0 = 0;
+    bool a0 = true;
+    ds::Logits c = P.run(p, &g, "greedy prefill 12+33", &e0, &a0);
+    if (a0) P.worst = std::max(P.worst, e0);
+    double decode_worst = 0;
+    int decode_waived = 0;
     std::vector<int32_t> tc[2], tg[2];
     int pos[2] = {12, 33};
     double max_diff = 0;
@@ -174,21 +337,29 @@ void scenario(ds::DeepseekV32& cpu, ds::cuda::CudaModel& gpu, const std::string&
         d.segments.push_back(seg({tc[s].back()}, pos[s], s == 0 ? pa : pb));
         ++pos[s];
       }
-      ds::Logits cl = cpu.forward(d);
+      // Timed run first (no hooks), then the traced run of the same step on copies of nothing: the
+      // KV writes are idempotent (same rows, same slots), so the traced forward redoes the step.
       const auto t0 = std::chrono::steady_clock::now();
       ds::Logits gl = gpu.forward(d);
       gpu_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      P.worst = std::max(P.worst, normwise(gl.data, cl.data));
+      double e = 0;
+      bool applies = true;
+      ds::Logits cl = P.run(d, &gl, "decode step " + std::to_string(step), &e, &applies);
+      if (applies) decode_worst = std::max(decode_worst, e);
+      else ++decode_waived;
       step_tokens(cl, gl, step);
     }
     for (int s = 0; s < 2; ++s)
       check(!diverged[s] || tie[s], tag + " greedy seq " + std::to_string(s) + " 64 steps equal" +
                                         (diverged[s] ? " (near-tie divergence, see above)" : ""));
-    check(P.worst <= kTol, tag + " decode steps logits normwise worst " + std::to_string(P.worst));
+    P.worst = std::max(P.worst, decode_worst);
+    check(decode_worst <= kTol, tag + " decode steps logits normwise worst " + std::to_string(decode_worst) +
+                                    " (bar on " + std::to_string(63 - decode_waived) + " steps with equal sets)");
     std::printf("RESULT %s decode: %.3f ms per batch-2 GPU step (host time incl. logits copy; tiny-a)\n", tag.c_str(),
                 gpu_ms / 63);
   }
-  std::printf("RESULT %s worst logits normwise %.3g (tolerance %.g)\n", tag.c_str(), P.worst, kTol);
+  std::printf("RESULT %s worst logits normwise %.3g (tolerance %.g) over steps with equal top-k sets; %d steps had "
+              "differing sets\n", tag.c_str(), P.worst, kTol, P.set_steps);
 }
 
 }  // namespace
