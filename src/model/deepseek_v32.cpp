@@ -69,6 +69,21 @@ void DeepseekV32::init_kv_pool(int page_size, int64_t num_pages) {
 
 const KvPool* DeepseekV32::kv_pool() const { return impl_->pool.get(); }
 
+void StepRows::finish(const std::vector<float>& rope_freqs) {
+  R = int64_t(pos.size());
+  const int64_t nf = int64_t(rope_freqs.size());
+  cos.resize(size_t(R * nf));
+  sin.resize(size_t(R * nf));
+  for (int64_t r = 0; r < R; ++r) cpu::rope_cos_sin(rope_freqs, pos[size_t(r)], cos.data() + r * nf, sin.data() + r * nf);
+}
+
+void resize_private_layer(KvLayer& l, const ModelConfig& c, size_t n) {
+  l.latent.resize(n * size_t(c.kv_lora_rank));
+  l.k_pe.resize(n * size_t(c.qk_rope_head_dim));
+  l.index_k.resize(n * size_t(c.index_head_dim));
+  l.index_k_scale.resize(n);
+}
+
 Logits DeepseekV32::forward(const BatchPlan& plan, ForwardHidden* hidden) {
   const ModelCore& m = impl_->core;
   const ModelConfig& c = m.cfg;
@@ -122,34 +137,16 @@ Logits DeepseekV32::forward(const BatchPlan& plan, ForwardHidden* hidden) {
     if (seg.cache) {
       kv.layers = &seg.cache->layers;
       const size_t n = size_t(seg.start_pos) + seg.tokens.size();
-      for (KvLayer& l : seg.cache->layers) {  // private cache: slots [0, n)
-        l.latent.resize(n * size_t(c.kv_lora_rank));
-        l.k_pe.resize(n * size_t(c.qk_rope_head_dim));
-        l.index_k.resize(n * size_t(c.index_head_dim));
-        l.index_k_scale.resize(n);
-      }
+      for (KvLayer& l : seg.cache->layers) resize_private_layer(l, c, n);  // private cache: slots [0, n)
     } else {
       kv.layers = &pool->layers();
       kv.pages = seg.page_table.data();
       kv.page_size = pool->page_size();
     }
-    rows.kv.push_back(kv);
-    for (size_t i = 0; i < seg.tokens.size(); ++i) {
-      const int64_t r = int64_t(tokens.size());
-      tokens.push_back(seg.tokens[i]);
-      rows.seg.push_back(int(s));
-      rows.pos.push_back(seg.start_pos + int32_t(i));
-      if (seg.all_logits || i + 1 == seg.tokens.size()) logit_rows.push_back(r);
-    }
-    rows.seg_begin.push_back(int64_t(tokens.size()));
-    out.row_begin.push_back(int(logit_rows.size()));
+    rows.add_segment(int(s), seg, kv, tokens, logit_rows, out);
   }
-  const int64_t R = rows.R = int64_t(tokens.size());
-  const int64_t D = c.hidden_size, nf = int64_t(m.rope_freqs.size());
-  rows.cos.resize(size_t(R * nf));
-  rows.sin.resize(size_t(R * nf));
-  for (int64_t r = 0; r < R; ++r)
-    cpu::rope_cos_sin(m.rope_freqs, rows.pos[r], rows.cos.data() + r * nf, rows.sin.data() + r * nf);
+  rows.finish(m.rope_freqs);
+  const int64_t R = rows.R, D = c.hidden_size;
 
   // 4.1 embedding; 4.2 layers with the fused residual norm.
   std::vector<float> resid(size_t(R * D)), f(size_t(R * D)), x(size_t(R * D)), o(size_t(R * D));

@@ -62,7 +62,29 @@ struct StepRows {
   std::vector<int64_t> seg_begin;      // [S + 1] row offsets
   std::vector<float> cos, sin;         // [R, n_freq]
   ForwardTrace* trace = nullptr;       // test-only (DeepseekV32::set_trace); index_sets sized [L][R]
+
+  /// Appends segment s (its KV view and one row per token at positions start_pos..) to the step;
+  /// collects its token ids into `tokens` and its logit rows (last, or every row if all_logits)
+  /// into `logit_rows`, and closes its range in out.row_begin.
+  void add_segment(int s, const Segment& sg, const KvView& view, std::vector<int32_t>& tokens,
+                   std::vector<int64_t>& logit_rows, Logits& out) {
+    kv.push_back(view);
+    for (size_t i = 0; i < sg.tokens.size(); ++i) {
+      const int64_t r = int64_t(tokens.size());
+      tokens.push_back(sg.tokens[i]);
+      seg.push_back(s);
+      pos.push_back(sg.start_pos + int32_t(i));
+      if (sg.all_logits || i + 1 == sg.tokens.size()) logit_rows.push_back(r);
+    }
+    seg_begin.push_back(int64_t(tokens.size()));
+    out.row_begin.push_back(int(logit_rows.size()));
+  }
+  /// Sets R from the rows added and fills cos/sin of every row's position (spec 4.4).
+  void finish(const std::vector<float>& rope_freqs);
 };
+
+/// Grows a private cache layer to n token slots (latent, rope key, indexer key and scale).
+void resize_private_layer(KvLayer& l, const ModelConfig& c, size_t n);
 
 /// MLA block of layer `layer` (spec 4.3-4.8 with the indexer of spec 5): a [R, hidden] normed
 /// input -> out [R, hidden]. Writes the rows' latent, k_pe and indexer keys into their slots.

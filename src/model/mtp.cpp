@@ -63,31 +63,13 @@ Logits DeepseekV32::mtp_forward(const BatchPlan& plan, const std::vector<float>&
   out.row_begin.push_back(0);
   for (size_t s = 0; s < plan.segments.size(); ++s) {
     const Segment& seg = plan.segments[s];
-    KvLayer& l = seg.cache->layers[size_t(layer)];
-    const size_t n = size_t(seg.start_pos) + seg.tokens.size();
-    l.latent.resize(n * size_t(c.kv_lora_rank));
-    l.k_pe.resize(n * size_t(c.qk_rope_head_dim));
-    l.index_k.resize(n * size_t(c.index_head_dim));
-    l.index_k_scale.resize(n);
+    resize_private_layer(seg.cache->layers[size_t(layer)], c, size_t(seg.start_pos) + seg.tokens.size());
     KvView kv;
     kv.layers = &seg.cache->layers;
-    rows.kv.push_back(kv);
-    for (size_t i = 0; i < seg.tokens.size(); ++i) {
-      const int64_t r = int64_t(tokens.size());
-      tokens.push_back(seg.tokens[i]);
-      rows.seg.push_back(int(s));
-      rows.pos.push_back(seg.start_pos + int32_t(i));
-      if (seg.all_logits || i + 1 == seg.tokens.size()) logit_rows.push_back(r);
-    }
-    rows.seg_begin.push_back(int64_t(tokens.size()));
-    out.row_begin.push_back(int(logit_rows.size()));
+    rows.add_segment(int(s), seg, kv, tokens, logit_rows, out);
   }
-  const int64_t R = rows.R = int64_t(tokens.size());
-  const int64_t nf = int64_t(m.rope_freqs.size());
-  rows.cos.resize(size_t(R * nf));
-  rows.sin.resize(size_t(R * nf));
-  for (int64_t r = 0; r < R; ++r)
-    cpu::rope_cos_sin(m.rope_freqs, rows.pos[r], rows.cos.data() + r * nf, rows.sin.data() + r * nf);
+  rows.finish(m.rope_freqs);
+  const int64_t R = rows.R;
 
   // 7.1 steps 1-3: u = eh_proj([enorm(embed(x)) ; hnorm(h)]), embedding first; norms rounded to
   // BF16 in official mode like every other RMSNorm output.
