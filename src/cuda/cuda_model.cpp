@@ -218,6 +218,33 @@ void swiglu_ffn(const FfnDev& f, const float* x, int64_t R, float* out, const St
 }  // namespace
 
 
+namespace {
+
+// Test hook (CudaModel::set_layer_capture): synchronous downloads of one layer's tensors.
+std::vector<float> download_f32(const float* d, int64_t n, cudaStream_t st) {
+  std::vector<float> h(static_cast<size_t>(n));
+  DS_CUDA_CHECK(cudaStreamSynchronize(st));
+  DS_CUDA_CHECK(cudaMemcpy(h.data(), d, size_t(n) * 4, cudaMemcpyDeviceToHost));
+  return h;
+}
+std::vector<float> download_sum_bf16(const uint16_t* a, const uint16_t* b, int64_t n, cudaStream_t st) {
+  std::vector<uint16_t> ha(static_cast<size_t>(n)), hb(static_cast<size_t>(n));
+  DS_CUDA_CHECK(cudaStreamSynchronize(st));
+  DS_CUDA_CHECK(cudaMemcpy(ha.data(), a, size_t(n) * 2, cudaMemcpyDeviceToHost));
+  DS_CUDA_CHECK(cudaMemcpy(hb.data(), b, size_t(n) * 2, cudaMemcpyDeviceToHost));
+  std::vector<float> h(static_cast<size_t>(n));
+  for (size_t i = 0; i < h.size(); ++i) {
+    const uint32_t ua = uint32_t(ha[i]) << 16, ub = uint32_t(hb[i]) << 16;
+    float fa, fb;
+    std::memcpy(&fa, &ua, 4);
+    std::memcpy(&fb, &ub, 4);
+    h[i] = fa + fb;
+  }
+  return h;
+}
+
+}  // namespace
+
 // The forward body (the CPU official mode op for op; see the file comment).
 void CudaModel::Impl::enqueue(const CudaModel& M, const StepBufs& a, const StepShape& s, bool any_scored) const {
   const Impl& m = *this;
@@ -227,6 +254,7 @@ void CudaModel::Impl::enqueue(const CudaModel& M, const StepBufs& a, const StepS
   const int64_t num_pages_ = M.num_pages_;
   const ModelConfig& c = w_->config();
   cudaStream_t st = m.stream;
+  if (M.layer_capture_) M.layer_capture_->attn.clear(), M.layer_capture_->hidden.clear();
   const int64_t R = s.R, NL = s.NL, D = c.hidden_size, H = c.num_attention_heads, C = c.kv_lora_rank;
   const int64_t dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dq = c.qk_head_dim();
   const int64_t Hi = c.index_n_heads, Di = c.index_head_dim, topk = c.index_topk;
@@ -296,6 +324,7 @@ void CudaModel::Impl::enqueue(const CudaModel& M, const StepBufs& a, const StepS
                            float(c.softmax_scale()), a.o_lat + r0 * H * C, st);
     round_to_bf16(a.o_lat, R * H * C, st);
     mla_absorb_out(a.o_lat, R, L.w_uv, a.ao, true, st);
+    if (M.layer_capture_) M.layer_capture_->attn.push_back(download_f32(a.ao, R * H * c.v_head_dim, st));
     // 4.8 output projection; then the FFN's fused residual norm.
     linear(a.ao, R, L.o, a.of, a, st);
     add_to_bf16(a.of, nullptr, R * D, a.ob, st);
@@ -305,6 +334,7 @@ void CudaModel::Impl::enqueue(const CudaModel& M, const StepBufs& a, const StepS
     if (!L.moe) {
       swiglu_ffn(L.dense, a.xf, R, a.y, a, st);
       add_to_bf16(a.y, nullptr, R * D, a.f, st);
+      if (M.layer_capture_) M.layer_capture_->hidden.push_back(download_sum_bf16(a.resid, a.f, R * D, st));
       continue;
     }
     if (!L.all_experts_fp8) throw std::runtime_error("CUDA runner: routed experts must be FP8 (moe_experts)");
@@ -316,6 +346,7 @@ void CudaModel::Impl::enqueue(const CudaModel& M, const StepBufs& a, const StepS
                 a.moe_out, a.moe_ws, a.moe_ws_bytes, st);
     if (L.has_shared) swiglu_ffn(L.shared, a.xf, R, a.ysh, a, st);
     add_to_bf16(a.moe_out, L.has_shared ? a.ysh : nullptr, R * D, a.f, st);
+    if (M.layer_capture_) M.layer_capture_->hidden.push_back(download_sum_bf16(a.resid, a.f, R * D, st));
   }
   // Final norm (all rows; only logit rows are read) and the FP32 head.
   add_rmsnorm_bf16(a.f, a.resid, w_->final_norm(), R, D, eps, a.xb, st);

@@ -61,6 +61,17 @@ class CudaModel {
   std::vector<int> graph_sizes() const { return graphs_.sizes(); }
   uint64_t graph_replays() const { return graphs_.replays(); }
 
+  /// TEST HOOK (drivers only): per-layer host copies of one eager forward, the twins of
+  /// ForwardTrace::attn and ::hidden (src/model/deepseek_v32.h), so a driver can name the first
+  /// layer and block where the GPU departs from the CPU.
+  struct LayerCapture {
+    std::vector<std::vector<float>> attn;    ///< [layer][R * heads * v_head_dim]: attention output before o_proj (BF16 values)
+    std::vector<std::vector<float>> hidden;  ///< [layer][R * hidden]: stored residual + FFN output, F32 sum
+  };
+  /// While `c` is non-null, forward() synchronizes after each layer's attention and FFN and fills
+  /// *c (cleared first). Slow; never set while graphs are captured (init_kv_pool / capture_graphs).
+  void set_layer_capture(LayerCapture* c) { layer_capture_ = c; }
+
  private:
   void step(const BatchPlan& plan, const std::vector<SampleRowParams>* params, Logits* logits,
             std::vector<int32_t>* ids);
@@ -68,6 +79,7 @@ class CudaModel {
   CudaGraphOptions graph_opts_;
   GraphSet graphs_;
   bool use_graphs_ = true;
+  LayerCapture* layer_capture_ = nullptr;
   std::unique_ptr<DeviceWeights> w_;
   KvCacheDtype kv_dtype_;
   int page_size_ = 0;

@@ -36,7 +36,10 @@
 // later steps that read its KV are downstream of the difference. The logits bar applies to steps
 // whose sets are equal and that read no KV written by a step with differing sets; a near-tie step
 // is reported (PASS with a note); a difference that is not a near-tie FAILs. A step whose logits
-// exceed the bar with equal sets points at a non-indexer op.
+// exceed the bar with equal sets points at a non-indexer op: the "blocks" line under each SETS
+// line gives, per layer, the normwise error and differing-row count of the attention output
+// (before o_proj) and of the layer output against ForwardTrace::attn / ::hidden, from the
+// runner's CudaModel::set_layer_capture hook.
 // Greedy: the 64-step token sequences must be equal, except that a divergence where the CPU's top-2
 // logit margin is below 4 x the largest |logit difference| seen so far is reported as a near-tie
 // (PASS with a note) rather than an error.
@@ -218,22 +221,54 @@ struct Pair {
     cpu.set_trace(&tr);
     ds::Logits c = cpu.forward(p);
     cpu.set_trace(nullptr);
+    // Eager (a replayed decode graph calls no launcher, so the hook would see nothing); graph
+    // replay vs eager bit-identity is gpu_graphs' check.
     std::vector<ds::cuda::IndexerCapture> caps;
+    ds::cuda::CudaModel::LayerCapture lc;
+    gpu.use_graphs(false);
     ds::cuda::set_indexer_capture(&caps);
+    gpu.set_layer_capture(&lc);
     try {
       *g_out = gpu.forward(p);
     } catch (...) {
       ds::cuda::set_indexer_capture(nullptr);
+      gpu.set_layer_capture(nullptr);
+      gpu.use_graphs(true);
       throw;
     }
     ds::cuda::set_indexer_capture(nullptr);
+    gpu.set_layer_capture(nullptr);
+    gpu.use_graphs(true);
+    // Per layer: attention output (before o_proj) and layer output vs the CPU trace, and how many
+    // rows differ at all: the first nonzero entry names the layer and block where the GPU departs.
+    std::string blocks;
+    const int D = cpu.config().hidden_size;
+    for (size_t l = 0; l < tr.attn.size() && l < lc.attn.size() && l < lc.hidden.size(); ++l) {
+      auto rows_differ = [](const std::vector<float>& g, const std::vector<float>& c, size_t w) {
+        int n = 0;
+        for (size_t r = 0; w && r * w < c.size(); ++r)
+          n += !std::equal(c.begin() + r * w, c.begin() + (r + 1) * w, g.begin() + r * w);
+        return n;
+      };
+      const size_t wa = size_t(cpu.config().num_attention_heads) * size_t(cpu.config().v_head_dim);
+      if (lc.attn[l].size() != tr.attn[l].size() || lc.hidden[l].size() != tr.hidden[l].size()) {
+        blocks += " L" + std::to_string(l) + " size mismatch;";
+        continue;
+      }
+      char b[128];
+      std::snprintf(b, sizeof b, " L%zu attn %.2g (%d rows) out %.2g (%d rows);", l, normwise(lc.attn[l], tr.attn[l]),
+                    rows_differ(lc.attn[l], tr.attn[l], wa), normwise(lc.hidden[l], tr.hidden[l]),
+                    rows_differ(lc.hidden[l], tr.hidden[l], size_t(D)));
+      blocks += b;
+    }
     const SetReport rep = compare_sets(p, tr, caps, cpu.config());
     const double e = normwise(g_out->data, c.data);
     if (err) *err = e;
     const bool applies = !tainted && rep.differ == 0;
     if (bar_applies) *bar_applies = applies;
-    std::printf("SETS %s %s: logits %.3g%s; %s\n%s", tag.c_str(), what.c_str(), e,
-                tainted ? " (reads KV of an earlier differing step)" : "", rep.line.c_str(), rep.detail.c_str());
+    std::printf("SETS %s %s: logits %.3g%s; %s\n  blocks:%s\n%s", tag.c_str(), what.c_str(), e,
+                tainted ? " (reads KV of an earlier differing step)" : "", rep.line.c_str(), blocks.c_str(),
+                rep.detail.c_str());
     if (rep.differ) {
       ++set_steps;
       check(rep.near_tie || tainted, tag + " " + what + " top-k set differences are near-ties (rule in header)");
@@ -337,8 +372,9 @@ void scenario(ds::DeepseekV32& cpu, ds::cuda::CudaModel& gpu, const std::string&
         d.segments.push_back(seg({tc[s].back()}, pos[s], s == 0 ? pa : pb));
         ++pos[s];
       }
-      // Timed run first (no hooks), then the traced run of the same step on copies of nothing: the
-      // KV writes are idempotent (same rows, same slots), so the traced forward redoes the step.
+      // Timed run first (default path: a decode graph when one fits, no hooks), then the traced
+      // eager run of the same step: it rewrites the same slots with its own values before reading
+      // them, so the compared logits are those of the eager forward.
       const auto t0 = std::chrono::steady_clock::now();
       ds::Logits gl = gpu.forward(d);
       gpu_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
