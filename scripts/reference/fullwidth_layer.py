@@ -176,9 +176,17 @@ def build_model(c, ckpt, dev):
     hc["mlp_layer_types"] = ["sparse"]  # explicit: the one layer is MoE whatever the config's default rule
     config = DeepseekV32Config(**hc)
     for k in ("_attn_implementation", "_experts_implementation"):
-        setattr(config, k, "eager")
+        try:
+            setattr(config, k, "eager")
+        except Exception as e:  # noqa: BLE001 (as oracle_hf.build_model)
+            print("config", k, e)
     with torch.device(dev):
         model = DeepseekV32ForCausalLM(config)
+    for f in ("set_attn_implementation", "set_experts_implementation"):
+        try:
+            getattr(model, f)("eager")
+        except Exception as e:  # noqa: BLE001
+            print(f, e)
     model = model.float().eval()
     assert "MoE" in type(model.model.layers[0].mlp).__name__, type(model.model.layers[0].mlp)
     assert model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr(), "lm_head tied"
