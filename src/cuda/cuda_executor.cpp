@@ -40,6 +40,13 @@ class CudaExecutor final : public ModelExecutor {
   void init_kv(int page_size, int64_t num_pages) override { model_->init_kv_pool(page_size, num_pages); }
   Logits forward(const BatchPlan& plan) override { return model_->forward(plan); }
   int vocab_size() const override { return model_->config().vocab_size; }
+  bool can_sample() const override { return true; }
+  std::vector<int32_t> forward_sample(const BatchPlan& plan, const std::vector<SampleRow>& rows) override {
+    std::vector<SampleRowParams> sp(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i)
+      sp[i] = SampleRowParams{rows[i].temperature, rows[i].top_p, rows[i].top_k, rows[i].min_p, rows[i].u};
+    return model_->forward_sample(plan, sp);
+  }
 
  private:
   std::shared_ptr<CudaModel> model_;

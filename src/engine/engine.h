@@ -33,6 +33,22 @@ class ModelExecutor {
   /// the engine then reruns segments one by one and fails only the guilty request.
   virtual Logits forward(const BatchPlan& plan) = 0;
   virtual int vocab_size() const = 0;
+
+  /// Sampling parameters of one segment for forward_sample (ds::SamplingParams' filter fields, no
+  /// penalties / logit_bias / masks / logprobs) and its uniform draw u = SamplerRng::next_double()
+  /// (taken by the scheduler exactly when the CPU sampler would take it: non-greedy rows).
+  struct SampleRow {
+    float temperature = 1.0f, top_p = 1.0f, min_p = 0.0f;
+    int top_k = -1;
+    double u = 0.0;
+  };
+  /// True when forward_sample is implemented (device sampling, e.g. the CUDA runner). Default false:
+  /// the scheduler samples on the CPU from forward()'s logits.
+  virtual bool can_sample() const { return false; }
+  /// forward() and then the token of every segment sampled where the logits are (same rule as
+  /// ds::sample_token with `rows[i].u` as the draw); only ids come back. No all_logits segments.
+  /// Same failure contract as forward(). Default: throws std::logic_error.
+  virtual std::vector<int32_t> forward_sample(const BatchPlan& plan, const std::vector<SampleRow>& rows);
 };
 
 /// Adapter over a loaded DeepseekV32 (src/engine/deepseek_executor.cpp).

@@ -19,6 +19,10 @@ SchedulePolicy parse_schedule_policy(const std::string& s) {
   throw std::invalid_argument("--schedule-policy: unsupported value '" + s + "' (supported: fcfs, lpm)");
 }
 
+std::vector<int32_t> ModelExecutor::forward_sample(const BatchPlan&, const std::vector<SampleRow>&) {
+  throw std::logic_error("ModelExecutor::forward_sample: this executor samples on the CPU (can_sample() is false)");
+}
+
 SchedRequest::SchedRequest(Request r, std::shared_ptr<RequestStream> s, uint64_t seed, uint64_t arr)
     : req(std::move(r)), stream(std::move(s)), rng(seed), arrival(arr) {
   seq = req.prompt_ids;
@@ -286,7 +290,14 @@ void Scheduler::collect_prompt_logprobs(SchedRequest& r, const Segment& seg, con
   }
 }
 
-bool Scheduler::advance(SchedRequest& r, const float* logits) {
+bool Scheduler::device_samplable(const SchedRequest& r) const {
+  const bool hold_stops = !r.req.ignore_eos && r.generated() < r.req.min_new_tokens;
+  return r.req.max_new_tokens > 0 && !has_penalties(r.req.sampling) && r.req.sampling.logit_bias.empty() &&
+         !hold_stops && !r.req.constraint && r.req.top_logprobs < 0 &&
+         size_t(r.generated()) >= r.req.forced_output.size() && !r.wants_prompt_logits();
+}
+
+bool Scheduler::advance(SchedRequest& r, const float* logits, int32_t device_token) {
   if (r.req.max_new_tokens <= 0) {  // prompt scoring only (max_new_tokens 0 with prompt logprobs)
     TokenEvent ev;
     ev.finish = FinishReason::Length;
@@ -295,6 +306,10 @@ bool Scheduler::advance(SchedRequest& r, const float* logits) {
   }
   const int vocab = exec_.vocab_size();
   const auto& stops = r.req.stop_token_ids;
+  if (!logits) {  // sampled on the device (device_samplable: no logit processing, no logprobs)
+    r.seq.push_back(device_token);
+    return emit(r, device_token, TokenEvent{});
+  }
   // Penalties and min_new_tokens work on a copy of this request's logits (model/logit_processing.h).
   std::vector<float> processed;
   const bool hold_stops = !r.req.ignore_eos && r.generated() < r.req.min_new_tokens;
@@ -320,12 +335,17 @@ bool Scheduler::advance(SchedRequest& r, const float* logits) {
   if (r.req.constraint) r.req.constraint->accept(tok);
   r.seq.push_back(tok);
   TokenEvent ev;
-  ev.token = tok;
   if (r.req.top_logprobs >= 0) {
     TokenLogprobs lp = token_logprobs(logits, vocab, tok, r.req.top_logprobs);
     ev.logprob = lp.logprob;
     ev.top_logprobs = std::move(lp.top);
   }
+  return emit(r, tok, std::move(ev));
+}
+
+bool Scheduler::emit(SchedRequest& r, int32_t tok, TokenEvent ev) {
+  const auto& stops = r.req.stop_token_ids;
+  ev.token = tok;
   const int64_t capacity = alloc_.num_pages() * opts_.page_size;
   if (!r.req.ignore_eos && std::find(stops.begin(), stops.end(), tok) != stops.end()) {
     ev.finish = FinishReason::Stop;
@@ -379,6 +399,44 @@ void Scheduler::step() {
     if (r.computed == int(r.seq.size())) advance(r, lg.last(segment));
     else cache_prefix(r);  // a long prompt's finished pages become shareable while it prefills
   };
+  // Device sampling (ModelExecutor::forward_sample) when every request of the step can use it; the
+  // uniforms come from each request's RNG as the CPU sampler would draw them (restored on failure).
+  bool on_device = exec_.can_sample();
+  for (size_t i = 0; on_device && i < who.size(); ++i) {
+    const SchedRequest& r = *who[i];
+    const bool completes = r.computed + int(p.segments[i].tokens.size()) == int(r.seq.size());
+    on_device = !p.segments[i].all_logits && !r.wants_prompt_logits() && (!completes || device_samplable(r));
+  }
+  if (on_device) {
+    std::vector<SamplerRng> saved;
+    std::vector<ModelExecutor::SampleRow> rows(who.size());
+    for (size_t i = 0; i < who.size(); ++i) {
+      SchedRequest& r = *who[i];
+      saved.push_back(r.rng);
+      const SamplingParams& sp = r.req.sampling;
+      ModelExecutor::SampleRow& row = rows[i];
+      row.temperature = sp.temperature, row.top_p = sp.top_p, row.top_k = sp.top_k, row.min_p = sp.min_p;
+      const bool completes = r.computed + int(p.segments[i].tokens.size()) == int(r.seq.size());
+      if (!completes) row.temperature = 0.0f;  // a mid-prompt chunk: its token is not used
+      else if (sp.temperature >= 1e-6f) row.u = r.rng.next_double();  // sample_token's one draw
+    }
+    try {
+      const std::vector<int32_t> ids = exec_.forward_sample(p, rows);
+      ++steps_;
+      for (size_t i = 0; i < who.size(); ++i) {
+        SchedRequest& r = *who[i];
+        r.computed += int(p.segments[i].tokens.size());
+        if (r.computed == int(r.seq.size())) advance(r, nullptr, ids[i]);
+        else cache_prefix(r);
+      }
+      remove_finished();
+      return;
+    } catch (const std::exception& e) {  // fall through to the CPU path (which also isolates failures)
+      spdlog::warn("device sampling step over {} segments failed ({}); rerunning with CPU sampling",
+                   p.segments.size(), e.what());
+      for (size_t i = 0; i < who.size(); ++i) who[i]->rng = saved[i];
+    }
+  }
   try {
     Logits lg = exec_.forward(p);
     ++steps_;

@@ -106,7 +106,14 @@ class Scheduler {
   void preempt(size_t running_index);
   void finish(SchedRequest& r, TokenEvent ev);
   void fail(SchedRequest& r, const std::string& msg, bool invalid_request = false);
-  bool advance(SchedRequest& r, const float* logits);
+  /// Samples (CPU, from `logits`) or takes `device_token` (logits null: sampled by the executor),
+  /// then emits the token event; true when the request finished.
+  bool advance(SchedRequest& r, const float* logits, int32_t device_token = -1);
+  /// Posts the event of `tok` (already appended to r.seq): stop / length checks, counters.
+  bool emit(SchedRequest& r, int32_t tok, TokenEvent ev);
+  /// Whether this request's next token can be sampled on the device (no penalties, logit_bias,
+  /// min_new_tokens hold, constraint, logprobs, forced ids, prompt logprobs).
+  bool device_samplable(const SchedRequest& r) const;
   void collect_prompt_logprobs(SchedRequest& r, const Segment& seg, const Logits& lg, int segment);
   void remove_finished();
 
