@@ -41,6 +41,8 @@ class CudaExecutor final : public ModelExecutor {
   Logits forward(const BatchPlan& plan) override { return model_->forward(plan); }
   int vocab_size() const override { return model_->config().vocab_size; }
   bool can_sample() const override { return true; }
+  std::vector<int> cuda_graph_sizes() const override { return model_->graph_sizes(); }
+  uint64_t cuda_graph_replays() const override { return model_->graph_replays(); }
   std::vector<int32_t> forward_sample(const BatchPlan& plan, const std::vector<SampleRow>& rows) override {
     std::vector<SampleRowParams> sp(rows.size());
     for (size_t i = 0; i < rows.size(); ++i)
@@ -79,6 +81,12 @@ DeviceRunner load_device_runner(const DeviceRunnerOptions& o) {
                w->resident_bytes(), w->resident_bytes() / 1e9, w->checkpoint_bytes(), expect.device,
                w->resident_bytes() == expect.device ? "equal" : "DIFFERENT");
   auto model = std::make_shared<CudaModel>(std::move(w), kv);
+  CudaGraphOptions go;  // captured when the engine creates the KV pool (init_kv)
+  go.disable = o.disable_cuda_graph;
+  go.max_bs = o.cuda_graph_max_bs;
+  go.bs = parse_cuda_graph_bs(o.cuda_graph_bs);
+  go.max_context = std::max(o.context_length, 1);
+  model->set_graph_options(go);
   size_t free_b = 0, total_b = 0;
   DS_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   const int64_t per_token = model->kv_bytes_per_token();

@@ -22,6 +22,9 @@ struct DeviceRunnerOptions {
   int page_size = 64;
   int64_t max_total_tokens = 0;       ///< 0: as many as the memory fraction allows
   int context_length = 0;             ///< the pool holds at least one context (+ one page)
+  int cuda_graph_max_bs = 0;          ///< --cuda-graph-max-bs; 0: the backend's default
+  std::string cuda_graph_bs;          ///< --cuda-graph-bs list ("1,2,4,8"); empty: generated
+  bool disable_cuda_graph = false;    ///< --disable-cuda-graph
 };
 
 /// A loaded device model: the executor (its KV pool is created by the Engine through init_kv with

@@ -49,6 +49,10 @@ class ModelExecutor {
   /// ds::sample_token with `rows[i].u` as the draw); only ids come back. No all_logits segments.
   /// Same failure contract as forward(). Default: throws std::logic_error.
   virtual std::vector<int32_t> forward_sample(const BatchPlan& plan, const std::vector<SampleRow>& rows);
+  /// Captured decode-graph batch sizes (fixed once the KV pool exists; empty: none) and the number
+  /// of graph replays so far (thread-safe; for /metrics and /get_server_info).
+  virtual std::vector<int> cuda_graph_sizes() const { return {}; }
+  virtual uint64_t cuda_graph_replays() const { return 0; }
 };
 
 /// Adapter over a loaded DeepseekV32 (src/engine/deepseek_executor.cpp).
@@ -92,6 +96,9 @@ class Engine {
   int max_batch_seen() const { return sched_->max_batch_seen(); }
   /// Requests currently queued or running.
   int in_flight() const { return in_flight_.load(); }
+  /// The executor's decode-graph sizes and replay count (ModelExecutor); thread-safe.
+  std::vector<int> cuda_graph_sizes() const { return exec_->cuda_graph_sizes(); }
+  uint64_t cuda_graph_replays() const { return exec_->cuda_graph_replays(); }
 
  private:
   void loop();

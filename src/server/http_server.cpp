@@ -255,6 +255,8 @@ struct HttpServer::Impl {
                 {"max_prefill_tokens", args.max_prefill_tokens},
                 {"schedule_policy", args.schedule_policy},
                 {"disable_radix_cache", args.disable_radix_cache},
+                {"disable_cuda_graph", args.disable_cuda_graph},
+                {"cuda_graph_bs", ctx.engine->cuda_graph_sizes()},
                 {"tp_size", 1},
                 {"dp_size", 1},
                 {"device", args.device},
@@ -277,6 +279,7 @@ struct HttpServer::Impl {
     const auto& eo = ctx.engine->options();
     g.num_running_reqs = std::min(inflight, eo.max_running_requests);
     g.num_queue_reqs = std::max(0, inflight - eo.max_running_requests);
+    g.cuda_graph_replays = ctx.engine->cuda_graph_replays();
     if (ctx.metrics && eo.max_total_tokens > 0)
       g.token_usage = std::min(1.0, double(ctx.metrics->active_tokens()) / double(eo.max_total_tokens));
     return g;

@@ -129,6 +129,8 @@ std::string ServerMetrics::render(const EngineGauges& g) const {
   scalar(out, "gauge", "sglang:num_running_reqs", "The number of running requests.", labels_, g.num_running_reqs);
   scalar(out, "gauge", "sglang:num_queue_reqs", "The number of requests in the waiting queue.", labels_, g.num_queue_reqs);
   scalar(out, "gauge", "sglang:token_usage", "The token usage.", labels_, g.token_usage);
+  scalar(out, "counter", "sglang:cuda_graph_replays_total", "Number of decode steps replayed from a CUDA graph.",
+         labels_, double(g.cuda_graph_replays));
   const double hit = prompt_tokens_ ? double(cached_tokens_) / double(prompt_tokens_) : 0.0;
   scalar(out, "gauge", "sglang:cache_hit_rate", "The prefix cache hit rate.", labels_, hit);
   double tput = 0;

@@ -38,6 +38,7 @@ struct EngineGauges {
   int num_running_reqs = 0;
   int num_queue_reqs = 0;
   double token_usage = 0;  // fraction of the KV pool in use, [0, 1]
+  uint64_t cuda_graph_replays = 0;  // decode steps replayed from a CUDA graph (0 on the CPU backend)
 };
 
 /// Request-level series of one server (labels: model_name). Thread-safe.

@@ -48,6 +48,9 @@ ServeModel load_serve_model(const ServerArgs& a, const std::string& device, cons
   o.page_size = a.page_size;
   o.max_total_tokens = a.max_total_tokens;
   o.context_length = context_length;
+  o.cuda_graph_max_bs = a.cuda_graph_max_bs;
+  o.cuda_graph_bs = a.cuda_graph_bs;
+  o.disable_cuda_graph = a.disable_cuda_graph;
   spdlog::info("loading {} on {} (numerics official, load format {})", model_dir, device, a.load_format);
   DeviceRunner r = b->load(o);
   m.config = r.config;

@@ -66,8 +66,9 @@ const std::vector<FlagSpec>& serve_flag_table() {
       {"--chunked-prefill-size", K::Value, "8192", E::Honoured, "most prompt tokens of one request per step (-1: no chunking)"},
       {"--max-prefill-tokens", K::Value, "16384", E::Honoured, "most prefill tokens of all requests in one step"},
       {"--disable-radix-cache", K::Switch, "false", E::Honoured, "no prefix sharing between requests"},
-      {"--cuda-graph-max-bs", K::Value, "", E::NoEffect, "no CUDA graphs on the CPU backend"},
-      {"--cuda-graph-bs", K::Value, "", E::NoEffect, "no CUDA graphs on the CPU backend"},
+      {"--cuda-graph-max-bs", K::Value, "", E::Checked, "cuda: largest captured decode batch (default by GPU memory: 256 on an H200); cpu: no effect"},
+      {"--cuda-graph-bs", K::Value, "", E::Checked, "cuda: captured decode batch sizes, e.g. 1,2,4,8 (default: SGLang's list up to --cuda-graph-max-bs); cpu: no effect"},
+      {"--disable-cuda-graph", K::Switch, "false", E::Honoured, "cuda: every step runs eagerly (no decode graphs); cpu: no effect"},
       {"--kv-cache-dtype", K::Value, "auto", E::Checked, "auto | bf16 | bfloat16 | fp8_e4m3 (cuda: the MLA cache record, spec 8.1; cpu: follows --numerics)"},
       {"--attention-backend", K::Value, "auto", E::Checked, "auto | nsa | dsa (the CPU backend runs DSA attention)"},
       {"--nsa-prefill-backend,--dsa-prefill-backend", K::Value, "", E::NoEffect, "CUDA kernel choice; the CPU backend has one implementation"},
@@ -206,6 +207,9 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
   if (a.chunked_prefill_size == 0) throw ArgsError("--chunked-prefill-size 0: must be positive or -1 (no chunking)");
   a.max_prefill_tokens = to_int("--max-prefill-tokens", val("--max-prefill-tokens"), 1, 1 << 30);
   a.disable_radix_cache = on("--disable-radix-cache");
+  if (given("--cuda-graph-max-bs")) a.cuda_graph_max_bs = to_int("--cuda-graph-max-bs", val("--cuda-graph-max-bs"), 1, 4096);
+  a.cuda_graph_bs = val("--cuda-graph-bs");
+  a.disable_cuda_graph = on("--disable-cuda-graph");
 
   // Parsers.
   a.reasoning_parser = val("--reasoning-parser");
@@ -252,6 +256,9 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
   one_of("--kv-cache-dtype", val("--kv-cache-dtype"), {"auto", "bf16", "bfloat16", "fp8_e4m3"},
          "supported for DSA models: auto, bf16, bfloat16, fp8_e4m3");
   a.kv_cache_dtype = val("--kv-cache-dtype");
+  for (const char* f : {"--cuda-graph-max-bs", "--cuda-graph-bs", "--disable-cuda-graph"})
+    if (given(f) && a.device != "cuda")
+      a.notes.push_back(std::string(f) + " applies to --device cuda only (no CUDA graphs on the CPU backend)");
   if (given("--kv-cache-dtype") && a.device != "cuda")
     a.notes.push_back("--kv-cache-dtype applies to --device cuda only (the CPU cache format follows --numerics)");
   one_of("--attention-backend", val("--attention-backend"), {"auto", "nsa", "dsa"}, "supported: auto, nsa, dsa");

@@ -47,6 +47,9 @@ struct ServerArgs {
   int max_prefill_tokens = 16384;  // most prefill tokens of all requests per step
   std::string schedule_policy = "fcfs";  // fcfs | lpm
   bool disable_radix_cache = false;
+  int cuda_graph_max_bs = 0;       // 0: the CUDA runner's default (by device memory); cuda only
+  std::string cuda_graph_bs;       // explicit captured decode sizes ("1,2,4,8"); cuda only
+  bool disable_cuda_graph = false; // cuda: every step eager
   std::string log_level = "info";
   std::string api_key;
   bool allow_auto_truncate = false;
