@@ -586,7 +586,13 @@ void CudaModel::capture_graphs() {
     set_inputs(a, b);
     m.enqueue(*this, a, shape, any_scored);  // warm-up: first-call attribute setting happens here
     DS_CUDA_CHECK(cudaStreamSynchronize(m.stream));
-    graphs_.capture(bs, [&] { m.enqueue(*this, a, shape, any_scored); }, m.stream);
+    try {
+      graphs_.capture(bs, [&] { m.enqueue(*this, a, shape, any_scored); }, m.stream);
+    } catch (const std::exception& e) {
+      graphs_.clear();
+      throw std::runtime_error(std::string(e.what()) +
+                               " (lower --cuda-graph-max-bs or pass --disable-cuda-graph to run decode eagerly)");
+    }
     m.graph_bufs[bs] = a;
   }
   m.graph_pages = gpages;
