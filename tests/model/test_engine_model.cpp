@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 #include "model/deepseek_v32.h"
 #include "tools/make_model.h"
+#include "tiny_model_util.h"
 
 namespace fs = std::filesystem;
 using namespace ds;
@@ -26,24 +27,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TinyModel {
-  std::string dir;
-  std::shared_ptr<DeepseekV32> model;
-  TinyModel() {
-    dir = (fs::temp_directory_path() / ("ds_engine_model_test_" + std::to_string(::getpid()))).string();
-    make_model("tiny-a", dir, 0);
-    model = DeepseekV32::load(dir, Numerics::Official);
-  }
-  ~TinyModel() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
-// One model shared by all tests (each Engine re-creates the KV pool; one engine alive at a time).
-std::shared_ptr<DeepseekV32> tiny() {
-  static TinyModel m;
-  return m.model;
-}
+std::shared_ptr<DeepseekV32> tiny() { return tinyutil::tiny_a("ds_engine_model_test"); }
 
 EngineOptions opts(int page, int chunk, bool radix) {
   EngineOptions o;

@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "model/deepseek_v32.h"
 #include "tools/make_model.h"
+#include "tiny_model_util.h"
 
 namespace fs = std::filesystem;
 using namespace ds;
@@ -19,23 +20,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TinyModel {
-  std::string dir;
-  std::shared_ptr<DeepseekV32> model;
-  TinyModel() {
-    dir = (fs::temp_directory_path() / ("ds_prompt_lp_test_" + std::to_string(::getpid()))).string();
-    make_model("tiny-a", dir, 0);
-    model = DeepseekV32::load(dir, Numerics::Official);
-  }
-  ~TinyModel() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
-std::shared_ptr<DeepseekV32> tiny() {
-  static TinyModel m;
-  return m.model;
-}
+std::shared_ptr<DeepseekV32> tiny() { return tinyutil::tiny_a("ds_prompt_lp_test"); }
 
 EngineOptions opts(int chunk, bool radix) {
   EngineOptions o;
