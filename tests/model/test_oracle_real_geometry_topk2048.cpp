@@ -29,19 +29,13 @@ TEST(OracleRealGeometryTopk2048, MetadataRecordsOracleAndSparseSetup) {
   EXPECT_EQ(m["index_sample"].get<int>(), 12);
 }
 
-TEST(OracleRealGeometryTopk2048, LastPositionLogitsExactMode) {
+// One test for the three checks that share the two 2100/5000-token traced prefills (each ctest
+// case is its own process, so separate cases would redo them: ~80 s each on 2 cores).
+// 12 sampled sparse rows per indexer layer and prompt (2 layers with an indexer): 2 x 2 x 12 rows.
+TEST(OracleRealGeometryTopk2048, PrefillLogitsHiddenStatesAndIndexSets) {
   REQUIRE_FIXTURE();
   rg::check_last_logits(kV);
-}
-
-TEST(OracleRealGeometryTopk2048, HiddenStatesPerLayer) {
-  REQUIRE_FIXTURE();
   rg::check_hidden(kV);
-}
-
-// 12 sampled sparse rows per indexer layer and prompt (2 layers with an indexer): 2 x 2 x 12 rows.
-TEST(OracleRealGeometryTopk2048, IndexerTopkSets) {
-  REQUIRE_FIXTURE();
   EXPECT_EQ(rg::check_index_sets(kV, 0).first, 24);
   EXPECT_EQ(rg::check_index_sets(kV, 1).first, 24);
 }
