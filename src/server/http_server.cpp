@@ -381,10 +381,21 @@ struct HttpServer::Impl {
     // - a bodyless POST /flush_cache (no Content-Length, no Transfer-Encoding; RFC 9112 6.3) is answered;
     // - any other POST/PUT must carry Content-Length: chunked or unframed bodies get 411, so the
     //   16 MiB limit (D21) cannot be bypassed and no handler thread waits for EOF.
+    // - a declared Content-Length above the limit (or not a number) gets 413 at once, before
+    //   cpp-httplib would wait to read or skip a body that may never come (a new-user trial: a
+    //   `Content-Length: 20000000` header with a 2-byte body got no answer until the client gave up).
     svr.set_pre_routing_handler([flush](const httplib::Request& req, httplib::Response& res) {
       if (req.method != "POST" && req.method != "PUT") return httplib::Server::HandlerResponse::Unhandled;
-      if (req.has_header("Content-Length") && !req.has_header("Transfer-Encoding"))
-        return httplib::Server::HandlerResponse::Unhandled;
+      if (req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+        const std::string v = req.get_header_value("Content-Length");
+        const bool digits = !v.empty() && v.size() <= 18 && v.find_first_not_of("0123456789") == std::string::npos;
+        if (digits && std::stoull(v) <= kMaxPayload) return httplib::Server::HandlerResponse::Unhandled;
+        res.set_header("Connection", "close");
+        send_error(res, ApiError(413, "Request body too large: Content-Length " + v.substr(0, 40) +
+                                          " exceeds the limit of 16 MiB.", "", "invalid_request_error",
+                                 "payload_too_large"));
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (req.path == "/flush_cache" && !req.has_header("Transfer-Encoding")) {
         flush(req, res);
         return httplib::Server::HandlerResponse::Handled;

@@ -170,3 +170,26 @@ test("600 idle sockets do not starve /health; idle connections are closed after 
   assert.notEqual(await Promise.race([all, timeout]), "timeout");
   for (const s of sockets) s.destroy();
 });
+
+// A declared Content-Length above the 16 MiB limit (or not a number) is answered 413 at once,
+// without waiting for a body that never comes (found by a new-user trial: no answer until timeout).
+test("oversized or malformed Content-Length gets an immediate 413 envelope", async () => {
+  const { port, hostname } = new URL(server.url);
+  const raw = (len) => new Promise((res, rej) => {
+    const s = net.connect(Number(port), hostname, () =>
+      s.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\n\r\n{}`));
+    let data = "";
+    s.on("data", (d) => { data += d; if (data.includes("}}")) { s.destroy(); res(data); } });
+    s.on("error", rej);
+    setTimeout(() => { s.destroy(); res(data || "timeout"); }, 4000);
+  });
+  for (const len of ["20000000", "99999999999", "12abc"]) {
+    const t0 = Date.now();
+    const reply = await raw(len);
+    assert.match(reply, /^HTTP\/1\.1 413/, `Content-Length ${len}: ${reply.slice(0, 80)}`);
+    assert.match(reply, /"message":"Request body too large: Content-Length [^"]* exceeds the limit of 16 MiB\."/);
+    assert.match(reply, /"code":"payload_too_large"/);
+    assert.ok(Date.now() - t0 < 3000);
+  }
+  assert.equal((await fetch(`${server.url}/health`)).status, 200);
+});
