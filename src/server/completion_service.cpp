@@ -143,7 +143,10 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
     if (!b.contains("prompt") || b["prompt"].is_null()) bad("prompt", "prompt: field required");
     prompt_param = "prompt";
     s->prompts_ = parse_text_prompts(*ctx.tokenizer, b["prompt"], prompt_param, r.skip_special_tokens);
-    if (r.max_tokens && *r.max_tokens < 1) bad(r.max_tokens_param, r.max_tokens_param + " must be at least 1, got 0.");
+    // max_tokens 0 only with echo (prompt scoring, e.g. echo + logprobs as lm-eval-harness sends it).
+    if (r.max_tokens && (*r.max_tokens < 0 || (*r.max_tokens == 0 && !s->echo_)))
+      bad(r.max_tokens_param, r.max_tokens_param + " must be at least 1 (0 only with echo), got " +
+                                  std::to_string(*r.max_tokens) + ".");
     max_param = r.max_tokens_param.empty() ? "max_tokens" : r.max_tokens_param;
   } else {
     // SGLang's GenerateReqInput: text | input_ids, sampling_params (max_new_tokens default 128), stream.

@@ -193,3 +193,24 @@ test("oversized or malformed Content-Length gets an immediate 413 envelope", asy
   }
   assert.equal((await fetch(`${server.url}/health`)).status, 200);
 });
+
+// max_tokens 0 with echo scores the prompt (lm-eval-harness style); without echo it is a 400.
+test("completions max_tokens 0 with echo + logprobs returns the scored prompt only", async () => {
+  const prompt = "The quick brown fox jumps over";
+  const ids = await tokenize(prompt);
+  const r = await client.completions.create({ model: "x", prompt, max_tokens: 0, echo: true, logprobs: 1 });
+  const c = r.choices[0];
+  assert.equal(c.text, prompt);
+  assert.equal(c.logprobs.tokens.length, ids.length);
+  assert.equal(c.logprobs.token_logprobs[0], null);
+  assert.ok(c.logprobs.token_logprobs.slice(1).every((x) => x <= 0));
+  assert.equal(r.usage.completion_tokens, 0);
+  assert.equal(r.usage.prompt_tokens, ids.length);
+  // Same prompt entries as with generation.
+  const g = await client.completions.create({ model: "x", prompt, max_tokens: 2, temperature: 0, echo: true, logprobs: 1 });
+  assert.deepEqual(c.logprobs.token_logprobs, g.choices[0].logprobs.token_logprobs.slice(0, ids.length));
+  const bad = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ prompt, max_tokens: 0 }) });
+  assert.equal(bad.status, 400);
+  assert.match((await bad.json()).error.message, /max_tokens must be at least 1 \(0 only with echo\), got 0\./);
+});
