@@ -77,6 +77,13 @@ void StepRows::finish(const std::vector<float>& rope_freqs) {
   for (int64_t r = 0; r < R; ++r) cpu::rope_cos_sin(rope_freqs, pos[size_t(r)], cos.data() + r * nf, sin.data() + r * nf);
 }
 
+void check_segment_tokens(const std::string& where, const Segment& seg, int vocab) {
+  for (int32_t t : seg.tokens)
+    if (t < 0 || t >= vocab)
+      throw std::invalid_argument(where + ": token id " + std::to_string(t) + " outside the vocabulary [0, " +
+                                  std::to_string(vocab) + ")");
+}
+
 void resize_private_layer(KvLayer& l, const ModelConfig& c, size_t n) {
   l.latent.resize(n * size_t(c.kv_lora_rank));
   l.k_pe.resize(n * size_t(c.qk_rope_head_dim));
@@ -118,19 +125,13 @@ Logits DeepseekV32::forward(const BatchPlan& plan, ForwardHidden* hidden) {
           throw std::invalid_argument(where + ": page " + std::to_string(pg) + " is written by two segments");
       }
     }
-    for (int32_t t : seg.tokens)
-      if (t < 0 || t >= c.vocab_size)
-        throw std::invalid_argument(where + ": token id " + std::to_string(t) + " outside the vocabulary [0, " +
-                                    std::to_string(c.vocab_size) + ")");
+    check_segment_tokens(where, seg, c.vocab_size);
   }
   // Flatten rows.
   StepRows rows;
-  rows.seg_begin.push_back(0);
   std::vector<int32_t> tokens;
   std::vector<int64_t> logit_rows;
-  Logits out;
-  out.vocab = c.vocab_size;
-  out.row_begin.push_back(0);
+  Logits out = step_logits(c.vocab_size);
   for (size_t s = 0; s < plan.segments.size(); ++s) {
     const Segment& seg = plan.segments[s];
     KvView kv;

@@ -2,6 +2,7 @@
 // indexer.cpp and moe.cpp, and the flattened rows of one forward step (spec/model.md 4-6).
 #pragma once
 #include <cstdint>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -59,7 +60,7 @@ struct StepRows {
   std::vector<int> seg;
   std::vector<int32_t> pos;
   std::vector<KvView> kv;              // per segment
-  std::vector<int64_t> seg_begin;      // [S + 1] row offsets
+  std::vector<int64_t> seg_begin = {0};  // [S + 1] row offsets
   std::vector<float> cos, sin;         // [R, n_freq]
   ForwardTrace* trace = nullptr;       // test-only (DeepseekV32::set_trace); index_sets sized [L][R]
 
@@ -82,6 +83,18 @@ struct StepRows {
   /// Sets R from the rows added and fills cos/sin of every row's position (spec 4.4).
   void finish(const std::vector<float>& rope_freqs);
 };
+
+/// Empty logits of one step over a vocabulary of `vocab` (row_begin = {0}; add_segment extends it).
+inline Logits step_logits(int vocab) {
+  Logits out;
+  out.vocab = vocab;
+  out.row_begin.push_back(0);
+  return out;
+}
+
+/// Throws std::invalid_argument "<where>: token id T outside the vocabulary [0, vocab)" for the
+/// first token of `seg` outside the vocabulary.
+void check_segment_tokens(const std::string& where, const Segment& seg, int vocab);
 
 /// Grows a private cache layer to n token slots (latent, rope key, indexer key and scale).
 void resize_private_layer(KvLayer& l, const ModelConfig& c, size_t n);

@@ -43,10 +43,7 @@ Logits DeepseekV32::mtp_forward(const BatchPlan& plan, const std::vector<float>&
     if (seg.start_pos != seg.cache->length)
       throw std::invalid_argument(where + ": start_pos " + std::to_string(seg.start_pos) +
                                   " does not match the cache length " + std::to_string(seg.cache->length));
-    for (int32_t t : seg.tokens)
-      if (t < 0 || t >= c.vocab_size)
-        throw std::invalid_argument(where + ": token id " + std::to_string(t) + " outside the vocabulary [0, " +
-                                    std::to_string(c.vocab_size) + ")");
+    check_segment_tokens(where, seg, c.vocab_size);
     R_total += seg.tokens.size();
   }
   const int64_t D = c.hidden_size;
@@ -55,12 +52,9 @@ Logits DeepseekV32::mtp_forward(const BatchPlan& plan, const std::vector<float>&
                                 std::to_string(R_total) + " rows x hidden_size " + std::to_string(D));
   // Flatten rows (as forward does); only the MTP layer's cache slots are sized and written.
   StepRows rows;
-  rows.seg_begin.push_back(0);
   std::vector<int32_t> tokens;
   std::vector<int64_t> logit_rows;
-  Logits out;
-  out.vocab = c.vocab_size;
-  out.row_begin.push_back(0);
+  Logits out = step_logits(c.vocab_size);
   for (size_t s = 0; s < plan.segments.size(); ++s) {
     const Segment& seg = plan.segments[s];
     resize_private_layer(seg.cache->layers[size_t(layer)], c, size_t(seg.start_pos) + seg.tokens.size());
