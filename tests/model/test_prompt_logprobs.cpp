@@ -32,12 +32,7 @@ EngineOptions opts(int chunk, bool radix) {
   return o;
 }
 
-std::vector<int32_t> prompt(int n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(size_t(n), 0);
-  for (auto& x : t) x = int32_t(3 + rng() % 1000u);  // tiny-a vocab is 1024
-  return t;
-}
+using tinyutil::prompt;
 
 Request req(std::string id, std::vector<int32_t> p, int max_new, int lp_start, int top) {
   Request r;

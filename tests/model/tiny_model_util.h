@@ -1,11 +1,14 @@
 // The tiny-a preset (spec/model.md 10.1) made once per test process into a temporary directory
-// (removed at exit) and loaded in official numerics; shared by the engine-on-model tests.
+// (removed at exit) and loaded in official numerics, and deterministic prompts for it; shared by
+// the engine-on-model tests.
 #pragma once
 #include <unistd.h>
 
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "model/deepseek_v32.h"
 #include "tools/make_model.h"
@@ -29,6 +32,14 @@ inline std::shared_ptr<ds::DeepseekV32> tiny_a(const char* tag) {
   };
   static TinyModel m(tag);
   return m.model;
+}
+
+/// A deterministic prompt of n token ids in [3, 1003) (tiny-a's vocabulary is 1024), from `seed`.
+inline std::vector<int32_t> prompt(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(size_t(n), 0);
+  for (auto& x : t) x = int32_t(3 + rng() % 1000u);
+  return t;
 }
 
 }  // namespace tinyutil
