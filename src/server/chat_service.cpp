@@ -88,7 +88,8 @@ void ChatSession::abort() {
     if (c->finish == FinishReason::None) c->stream->abort();
 }
 
-std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const std::string& body) {
+std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const std::string& body,
+                                                const ClientGone& gone) {
   std::shared_ptr<ChatSession> s(new ChatSession(ctx, parse_chat_request(body, ctx.max_n)));
   const ChatCompletionRequest& r = s->req_;
   if (!r.debug_model_text.empty() && !ctx.debug_inject)
@@ -135,7 +136,7 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
 
   // First event of every choice before any byte is sent (SGLang's newer builds do the same).
   for (auto& c : s->choices_) {
-    c->queued.push_back(first_event(*c->stream));
+    c->queued.push_back(first_event(*c->stream, gone));
     if (c->queued.back().finish == FinishReason::Error) {
       s->abort();
       throw request_error(c->queued.back());

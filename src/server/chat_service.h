@@ -2,7 +2,9 @@
 // encoder) -> tokenize -> submit n engine requests -> turn TokenEvents into the OpenAI response or
 // SSE chunks (spec/serving.md 4.3, 4.4).
 #pragma once
+#include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -43,12 +45,24 @@ struct ServeContext {
 /// on EncodeError.
 RenderedPrompt render_chat_prompt(const ServeContext& ctx, const ChatCompletionRequest& req);
 
+/// Says whether the HTTP client of a request has closed its connection (polled while the request
+/// waits for its first event). Empty: the caller cannot tell (never gone).
+using ClientGone = std::function<bool()>;
+
+/// Thrown by first_event when the client closed its connection before the first event: the
+/// request is aborted (its pages are freed by the engine's next step) and no response is sent.
+struct ClientDisconnected : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class ChatSession {
  public:
   /// Parses, renders, checks the context length (SGLang's messages, spec 4.6), submits `n` engine
   /// requests, and waits for each choice's first event so that failures at admission or prefill
-  /// are an HTTP error (not a 200 body). Throws ApiError.
-  static std::shared_ptr<ChatSession> start(const ServeContext& ctx, const std::string& body);
+  /// are an HTTP error (not a 200 body). Throws ApiError; ClientDisconnected when `gone` says the
+  /// client left before the first event (the requests are aborted).
+  static std::shared_ptr<ChatSession> start(const ServeContext& ctx, const std::string& body,
+                                            const ClientGone& gone = {});
   ~ChatSession();
 
   bool streaming() const { return req_.stream; }

@@ -124,7 +124,8 @@ void CompletionSession::abort() {
     if (c->finish == FinishReason::None) c->stream->abort();
 }
 
-std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& ctx, const std::string& body, TextApi api) {
+std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& ctx, const std::string& body, TextApi api,
+                                                            const ClientGone& gone) {
   std::shared_ptr<CompletionSession> s(new CompletionSession(ctx, api));
   ordered_json b = parse_body(body);
   ChatCompletionRequest& r = s->req_;
@@ -233,7 +234,7 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
                  api == TextApi::Completions ? "/v1/completions" : "/generate", s->prompts_.size(), r.n, r.stream);
 
   for (auto& c : s->choices_) {  // first event of every choice before any byte is sent
-    c->queued.push_back(first_event(*c->stream));
+    c->queued.push_back(first_event(*c->stream, gone));
     if (c->queued.back().finish == FinishReason::Error) {
       s->abort();
       throw request_error(c->queued.back());

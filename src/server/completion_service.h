@@ -31,8 +31,10 @@ class CompletionSession {
  public:
   /// Parses and validates `body` for `api`, checks each prompt against the context (SGLang's
   /// messages, spec 4.6; --allow-auto-truncate), submits prompts x n engine requests (choice index
-  /// = prompt * n + j) and waits for each first event, so failures are HTTP errors. Throws ApiError.
-  static std::shared_ptr<CompletionSession> start(const ServeContext& ctx, const std::string& body, TextApi api);
+  /// = prompt * n + j) and waits for each first event, so failures are HTTP errors. Throws ApiError;
+  /// ClientDisconnected when `gone` says the client left before the first event.
+  static std::shared_ptr<CompletionSession> start(const ServeContext& ctx, const std::string& body, TextApi api,
+                                                  const ClientGone& gone = {});
   ~CompletionSession();
 
   bool streaming() const { return req_.stream; }

@@ -63,10 +63,14 @@ Request make_engine_request(const ServeContext& ctx, const ChatCompletionRequest
   return q;
 }
 
-TokenEvent first_event(RequestStream& stream) {
+TokenEvent first_event(RequestStream& stream, const ClientGone& gone) {
   using namespace std::chrono_literals;
   std::optional<TokenEvent> ev;
   while (!(ev = stream.pop(100ms))) {
+    if (gone && gone()) {
+      stream.abort();
+      throw ClientDisconnected("the client closed the connection before the first token of request " + stream.id());
+    }
   }
   return *ev;
 }

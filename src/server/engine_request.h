@@ -27,8 +27,10 @@ int64_t fit_context(const ServeContext& ctx, std::vector<int32_t>& ids, std::opt
 Request make_engine_request(const ServeContext& ctx, const ChatCompletionRequest& r, std::vector<int32_t> prompt_ids,
                             int64_t max_new_tokens, int top_logprobs);
 
-/// Blocks until the first event of `stream` (the outcome of admission and prefill).
-TokenEvent first_event(RequestStream& stream);
+/// Blocks until the first event of `stream` (the outcome of admission and prefill). Every 100 ms
+/// without an event it asks `gone`; when the client is gone the stream is aborted and
+/// ClientDisconnected is thrown (a long prefill of an abandoned request stops at the next chunk).
+TokenEvent first_event(RequestStream& stream, const ClientGone& gone = {});
 
 /// The HTTP error for a request that ended with FinishReason::Error before any byte was sent:
 /// 400 invalid_request_error when the engine marked the request itself invalid, else 500.

@@ -12,7 +12,11 @@
 #include <set>
 #include <thread>
 
+#include <dirent.h>
+#include <netdb.h>
 #include <sys/socket.h>
+#include <cerrno>
+#include <cstdlib>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -95,6 +99,61 @@ class GrowingThreadPool final : public httplib::TaskQueue {
   bool stop_ = false;
 };
 
+/// "host" and port of a socket address as cpp-httplib writes them into Request::remote_addr.
+bool numeric_addr(const sockaddr_storage& a, socklen_t len, std::string& host, int& port) {
+  char h[NI_MAXHOST], p[NI_MAXSERV];
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, h, sizeof(h), p, sizeof(p),
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return false;
+  host = h;
+  port = std::atoi(p);
+  return true;
+}
+
+/// The connected socket of `req`: cpp-httplib 0.11 gives a handler no socket and no liveness check,
+/// so the open descriptors are matched on the request's local port and remote address:port (one
+/// TCP connection has one such 4-tuple). -1 when none matches.
+int find_request_socket(const httplib::Request& req) {
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int found = -1;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == dirfd(d)) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t ll = sizeof(local), pl = sizeof(peer);
+    if (getsockname(int(fd), reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;  // not a socket
+    if (local.ss_family != AF_INET && local.ss_family != AF_INET6) continue;
+    if (getpeername(int(fd), reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;  // a listener
+    std::string lh, ph;
+    int lp = -1, pp = -1;
+    if (!numeric_addr(local, ll, lh, lp) || !numeric_addr(peer, pl, ph, pp)) continue;
+    if (lp == req.local_port && pp == req.remote_port && ph == req.remote_addr) {
+      found = int(fd);
+      break;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+/// A ClientGone for `req`: true once the peer closed (recv peeks EOF) or reset the connection.
+/// The socket is looked up on the first call (a request answered at once never pays for it); a
+/// client whose socket cannot be found is never reported gone.
+ClientGone client_gone_check(const httplib::Request& req) {
+  auto fd = std::make_shared<int>(-2);  // -2: not looked up yet
+  return [&req, fd]() {
+    if (*fd == -2) *fd = find_request_socket(req);
+    if (*fd < 0) return false;
+    char c;
+    const ssize_t n = ::recv(*fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return true;  // orderly close
+    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;  // reset
+    return false;             // bytes pending (a pipelined request): still there
+  };
+}
+
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   res.set_content(error_body(e).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
@@ -141,8 +200,9 @@ struct HttpServer::Impl {
                 {"root", ctx.served_model_name}, {"parent", nullptr}, {"max_model_len", ctx.context_length}};
   }
 
-  /// A generation route: auth, media type, `start()` (ApiError -> its status), then the session's
-  /// response through a chunked content provider (D22).
+  /// A generation route: auth, media type, `start(gone)` (ApiError -> its status; a client that
+  /// leaves before the first event -> the requests aborted, no answer), then the session's response
+  /// through a chunked content provider (D22).
   template <class Start>
   void generation(const httplib::Request& req, httplib::Response& res, Start start) {
     if (!authorized(req, res)) return;
@@ -151,9 +211,15 @@ struct HttpServer::Impl {
       send_error(res, ApiError(400, "Unsupported Media Type: Only 'application/json' is allowed"));
       return;
     }
-    decltype(start()) s;
+    decltype(start(ClientGone{})) s;
+    const ClientGone gone = client_gone_check(req);  // `req` outlives the content provider
     try {
-      s = start();
+      s = start(gone);
+    } catch (const ClientDisconnected& e) {
+      spdlog::info("{}: {}; aborted", req.path, e.what());
+      send_error(res, ApiError(499, "Client closed the request before the first token.", "", "invalid_request_error",
+                               "client_closed_request"));
+      return;
     } catch (const ApiError& e) {
       if (e.status >= 500) spdlog::error("{} failed: {}", req.path, e.what());
       else spdlog::debug("{} rejected ({}): {}", req.path, e.status, e.what());
@@ -167,7 +233,7 @@ struct HttpServer::Impl {
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider(
           "text/event-stream",
-          [s, active](size_t, httplib::DataSink& sink) {
+          [s, active, gone](size_t, httplib::DataSink& sink) {
             std::string out;
             bool more = s->next_stream(out);
             if (!out.empty() && !sink.write(out.data(), out.size())) {
@@ -178,7 +244,7 @@ struct HttpServer::Impl {
               sink.done();
               return true;
             }
-            if (!sink.is_writable()) {
+            if (!sink.is_writable() || gone()) {
               s->abort();
               return false;
             }
@@ -189,7 +255,7 @@ struct HttpServer::Impl {
       auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
       res.set_chunked_content_provider(
           "application/json",
-          [s, last_write, active](size_t, httplib::DataSink& sink) {
+          [s, last_write, active, gone](size_t, httplib::DataSink& sink) {
             std::string out;
             if (s->poll_complete(out)) {
               bool ok = sink.write(out.data(), out.size());
@@ -204,7 +270,7 @@ struct HttpServer::Impl {
                 return false;
               }
             }
-            if (!sink.is_writable()) {
+            if (!sink.is_writable() || gone()) {
               s->abort();
               return false;
             }
@@ -318,13 +384,17 @@ struct HttpServer::Impl {
     auto post = [&](const std::string& p, httplib::Server::Handler h) { on("POST", p, std::move(h)); };
     auto put = [&](const std::string& p, httplib::Server::Handler h) { on("PUT", p, std::move(h)); };
     post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      generation(req, res, [&] { return ChatSession::start(ctx, req.body); });
+      generation(req, res, [&](const ClientGone& gone) { return ChatSession::start(ctx, req.body, gone); });
     });
     post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      generation(req, res, [&] { return CompletionSession::start(ctx, req.body, TextApi::Completions); });
+      generation(req, res, [&](const ClientGone& gone) {
+        return CompletionSession::start(ctx, req.body, TextApi::Completions, gone);
+      });
     });
     auto native = [this](const httplib::Request& req, httplib::Response& res) {
-      generation(req, res, [&] { return CompletionSession::start(ctx, req.body, TextApi::Generate); });
+      generation(req, res, [&](const ClientGone& gone) {
+        return CompletionSession::start(ctx, req.body, TextApi::Generate, gone);
+      });
     };
     post("/generate", native);
     put("/generate", native);
