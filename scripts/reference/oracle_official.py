@@ -58,18 +58,27 @@ def demo_name(n):
     return n
 
 
-def main(ckpt, preset, out_dir, tp):
-    prompt_lengths = PROMPT_LENGTHS_RG if preset == "real-geometry" else PROMPT_LENGTHS
-    greedy = GREEDY_RG if preset == "real-geometry" else GREEDY
+def load_demo(tp, transform=None):
+    """Registers the glue kernels, patches and executes the demo's model.py from `tp`; `transform`
+    (optional) rewrites its source first (oracle_official_dump.py adds dump calls). -> (module, sha256
+    of the unpatched source)."""
     ok.install(tp)
     path = os.path.join(tp, "model.py")
     src = open(path).read()
     sha = hashlib.sha256(src.encode()).hexdigest()
     assert src.count("if self.dim == 7168 else None") == 1
     src = src.replace("if self.dim == 7168 else None", "if True else None")
+    if transform is not None:
+        src = transform(src)
     demo = types.ModuleType("dsv32_demo_model")
     exec(compile(src, path, "exec"), demo.__dict__)
     demo.dist.broadcast = lambda *a, **k: None
+    return demo, sha
+
+
+def build_model(demo, ckpt):
+    """The demo's Transformer for checkpoint `ckpt` on the GPU (CPU without one), BF16 default dtype,
+    every parameter loaded from the checkpoint. -> (model, config.json dict, device)."""
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     ckpt_tensors = oc.read_checkpoint(ckpt)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -113,6 +122,15 @@ def main(ckpt, preset, out_dir, tp):
             loaded.add(d)
     missing = sorted(set(params) - loaded)
     assert not missing, missing
+    return model, c, dev
+
+
+def main(ckpt, preset, out_dir, tp):
+    prompt_lengths = PROMPT_LENGTHS_RG if preset == "real-geometry" else PROMPT_LENGTHS
+    greedy = GREEDY_RG if preset == "real-geometry" else GREEDY
+    demo, sha = load_demo(tp)
+    model, c, dev = build_model(demo, ckpt)
+    L = c["num_hidden_layers"]
     V, topk = c["vocab_size"], c["index_topk"]
     hidden, normed = {}, {}
     for i, blk in enumerate(model.layers):

@@ -3,6 +3,7 @@
 # Usage: scripts/reference/run_oracles.sh OUT_DIR THIRD_PARTY_DIR   (see scripts/reference/README.md)
 #        scripts/reference/run_oracles.sh OUT_DIR --topk2048   (only the index_topk 2048 real-geometry run)
 #        scripts/reference/run_oracles.sh OUT_DIR --mtp        (only the MTP composition fixture, tiny-a)
+#        scripts/reference/run_oracles.sh OUT_DIR --dump THIRD_PARTY_DIR  (only oracle B's per-op dump, real-geometry)
 set -u -o pipefail
 OUT=$1; TP=$2
 cd "$(dirname "$0")"
@@ -11,6 +12,15 @@ if [ "$TP" = "--topk2048" ]; then
   RG=/tmp/ckpt_real_geometry_2048
   python3 dsv32_presets.py real-geometry $RG --index-topk 2048 || exit 1
   python3 oracle_hf_real_geometry.py $RG "$OUT" --topk2048 2>&1 | tail -20
+  ls -la "$OUT"
+  exit 0
+fi
+if [ "$TP" = "--dump" ]; then
+  TP=$3
+  RG=/tmp/ckpt_real_geometry   # index_topk 128 (the preset's default)
+  python3 -c "import torch; print('torch', torch.__version__)"
+  python3 dsv32_presets.py real-geometry $RG || exit 1
+  python3 oracle_official_dump.py $RG "$OUT" "$TP" 2>&1 | tee "$OUT/dump.log" | tail -70
   ls -la "$OUT"
   exit 0
 fi
