@@ -132,31 +132,53 @@ __device__ __forceinline__ Fp8WeightDev weight_of(const Args& a, int g, int p) {
   return a.w_base ? a.w_base[int64_t(g) * a.w_stride + p] : a.w;
 }
 
-// ---- streaming kernel: tiles of 16 rows, weights DRAM -> shared ring (cp.async) -> MMA fragments --
-// 8 warps = (8 / G) column groups x G K groups; warp (cg, kg) computes 16 rows x NT*8 columns over
-// K group kg, for the column strips blockIdx.x, blockIdx.x + gridDim.x, ... (a persistent grid of
-// about 2 blocks per SM). Each warp keeps its own ring of S = kStreamUnits / NT K-block stages in
-// shared memory (NT * 1 KB a stage) over its whole sequence of (strip, K block) items: every lane
-// cp.asyncs the 16-byte pieces of the weight it will itself feed to the MMA (so a lane only waits
-// for its own copies: no barrier in the main loop), with kStreamUnits KB per warp in flight across
-// strip boundaries; a stage is refilled right after it is read. Activation fragments and scales of
-// the next item are loaded (through L1) while the current one computes. Per strip, the G partials
-// are added in group order through shared memory (double-buffered: one barrier per strip).
-// HALVES = 1 when the tile has <= 8 rows (MMA rows 8..15 are zero and not loaded).
+// ---- streaming kernel: tiles of <= 16 rows, weights DRAM -> registers -> MMA fragments ----------
+// One column strip per block (grid.x = strips, grid.y = row tiles via find_tile, grid.z =
+// projection). 8 warps = (8 / G) column groups x G K groups; warp (cg, kg) computes <= 16 rows x
+// NT * 8 columns over the nb K blocks of its K group kg. Each lane loads exactly the 16-byte weight
+// pieces it feeds to the MMA (ld.global.nc.L1::no_allocate.L2::256B) into a rolling register
+// window of P K-block slots: block i + P is loaded into slot i % P right after block i is computed,
+// so P - 1 .. P blocks (NT KB each per warp) are always in flight. The activation fragments and the
+// two scales of a block are loaded with its weights (through L1). Pointers advance by constants
+// (no division, no 64-bit multiply in the loop). One barrier at the end: the G group partials are
+// added in group order through shared memory. HALVES = 1 when every tile has <= 8 rows (MMA rows
+// 8..15 are zero and not loaded).
 constexpr int kStreamWarps = 8;
-constexpr int kStreamUnits = 8;  // (K block, 8-column tile) pairs in flight per warp: 8 KB
-constexpr int kStreamSmem = kStreamWarps * kStreamUnits * 1024;
 
-__device__ __forceinline__ void cp_async16_stream(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-               : "memory");
+__device__ __forceinline__ uint4 ld_stream16(const uint8_t* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+// Through L1 (activation rows are shared by the warps of a block). volatile: issued where written,
+// together with the weights of the same block, never sunk towards its use.
+__device__ __forceinline__ uint4 ld_l1_16(const uint8_t* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ void prefetch_l2(const uint8_t* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
+__device__ __forceinline__ float ld_l1_f32(const float* p) {
+  float v;
+  asm volatile("ld.global.nc.f32 %0, [%1];\n" : "=f"(v) : "l"(p));
+  return v;
 }
 
+// One K block's operands for one lane: NT weight tiles (two 16-byte halves each), A fragments of
+// rows r (and r + 8), the activation scales of those rows and the weight block scale.
 template <int NT, int HALVES>
+struct Slot {
+  uint4 w[NT][2];
+  uint4 a[2], a8[2];
+  float sa, sb, ws;
+};
+
+template <int NT, int P, int D, int HALVES>
 __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(Args a) {
-  constexpr int S = kStreamUnits / NT;  // ring stages per warp
-  extern __shared__ __align__(16) uint4 ring[];  // [warp][S][NT][2][32 lanes]
-  __shared__ float red[2][kStreamWarps][NT * 4][32];
+  constexpr int NACC = 2 * HALVES;  // accumulators per 8-column tile: rows r (and r + 8) x 2 columns
+  __shared__ float red[kStreamWarps][NT * NACC][32];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int r = lane >> 2, q = lane & 3;
   const int kb = int(a.K / 128), G = k_groups(kb);
@@ -169,120 +191,117 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
   const Fp8WeightDev w = weight_of(a, g, p);
   float* y = p == 0 ? a.y0 : a.y1;
   const int64_t N = a.N, K = a.K;
-  const int64_t nstrips = (N + ncg * NT * 8 - 1) / (ncg * NT * 8);
-  const int nmine = int((nstrips - blockIdx.x + gridDim.x - 1) / gridDim.x);  // >= 1: gridDim.x <= nstrips
-  // First column of this warp in its k-th strip.
-  auto strip_n0 = [&](int k) { return ((blockIdx.x + int64_t(k) * gridDim.x) * ncg + cgi) * (NT * 8); };
-
-  // Activation rows of this lane (zero rows past `rows`).
-  const bool va = r < rows, vb = HALVES == 2 && r + 8 < rows;
-  const int64_t ra = va ? (a.a_rows ? a.a_rows[row0 + r] : row0 + r) : 0;
-  const int64_t rb = vb ? (a.a_rows ? a.a_rows[row0 + r + 8] : row0 + r + 8) : 0;
-  const uint8_t* xa = a.xq + ra * K + q * 16;
-  const uint8_t* xb = a.xq + rb * K + q * 16;
-  const float* xsa = a.xs + ra * kb;
-  const float* xsb = a.xs + rb * kb;
-
+  const int64_t n0 = (int64_t(blockIdx.x) * ncg + cgi) * (NT * 8);  // first column of this warp
   const int b0 = group_begin(kg, kb, G), nb = group_begin(kg + 1, kb, G) - b0;
-  const int total = nmine * nb;  // items (strip k, block b0 + i) of this warp, j = k * nb + i
-  uint4* my = ring + warp * (S * NT * 2 * 32);
-  const uint32_t my_s = uint32_t(__cvta_generic_to_shared(my + lane));
-  const uint32_t tK = uint32_t(8 * K);  // bytes between 8-column tiles (< 2^32: K <= 2^28 checked)
-  // Refills `slot` with item j (zeros for tiles past N); one commit group per call (empty past the
-  // end), so wait_group counts stay uniform.
-  auto issue = [&](int j, int slot) {
-    if (j < total) {
-      const int k = j / nb, i = j - k * nb;
-      const int64_t n0 = strip_n0(k);
-      const uint8_t* src = w.data + imin64(n0 + r, N - 1) * K + q * 16 + int64_t(b0 + i) * 128;
-      const uint32_t dst = my_s + uint32_t(slot) * (NT * 1024);
+
+  // Weight rows of this lane, clamped into the matrix (columns >= N compute garbage, not stored).
+  const uint8_t* wp[NT];
 #pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        const bool ok = n0 + t * 8 + r < N;
-        const uint8_t* s_t = src + (ok ? t * tK : 0u);
-        cp_async16_stream(dst + t * 1024, s_t, ok);
-        cp_async16_stream(dst + t * 1024 + 512, s_t + 64, ok);
-      }
+  for (int t = 0; t < NT; ++t) wp[t] = w.data + imin64(n0 + t * 8 + r, N - 1) * K + q * 16 + int64_t(b0) * 128;
+  // The warp's NT * 8 columns start at a multiple of NT * 8, which divides 128: one scale row.
+  const float* wsp = w.scale_inv + (imin64(n0, N - 1) / 128) * kb + b0;
+  // Activation rows of this lane, clamped to the tile's last row: an MMA output row depends only on
+  // its own A row, so rows >= `rows` may read any real row (they are not stored).
+  const int lr = min(r, rows - 1), lr8 = min(r + 8, rows - 1);
+  const int64_t ra = a.a_rows ? a.a_rows[row0 + lr] : row0 + lr;
+  const int64_t rb = HALVES == 2 ? (a.a_rows ? a.a_rows[row0 + lr8] : row0 + lr8) : ra;
+  const uint8_t* xa = a.xq + ra * K + q * 16 + int64_t(b0) * 128;
+  const uint8_t* xb = a.xq + rb * K + q * 16 + int64_t(b0) * 128;
+  const float* xsa = a.xs + ra * kb + b0;
+  const float* xsb = a.xs + rb * kb + b0;
+
+  // Loads block i (the next one in K order: the pointers advance by one block) into slot s, and
+  // asks L2 for the weight lines of block i + D (a prefetch needs no register; it deepens the
+  // stream beyond the register window).
+  Slot<NT, HALVES> sl[P];
+  auto load = [&](Slot<NT, HALVES>& s, int i) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      s.w[t][0] = ld_stream16(wp[t]);
+      s.w[t][1] = ld_stream16(wp[t] + 64);
+      if (D > 0 && i >= P && i + D < nb) prefetch_l2(wp[t] + D * 128);
+      wp[t] += 128;
     }
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
+    s.a[0] = ld_l1_16(xa);
+    s.a[1] = ld_l1_16(xa + 64);
+    s.sa = ld_l1_f32(xsa);
+    if (HALVES == 2) {
+      s.a8[0] = ld_l1_16(xb);
+      s.a8[1] = ld_l1_16(xb + 64);
+      s.sb = ld_l1_f32(xsb);
+    } else {
+      s.a8[0] = s.a8[1] = make_uint4(0, 0, 0, 0);
+      s.sb = 0.f;
+    }
+    s.ws = ld_l1_f32(wsp);
+    xa += 128;
+    xb += 128;
+    ++xsa;
+    ++xsb;
+    ++wsp;
   };
 #pragma unroll
-  for (int j = 0; j < S; ++j) issue(j, j);
+  for (int s = 0; s < P; ++s)
+    if (s < nb) load(sl[s], s);
+  // Blocks P .. P + D - 1 to L2; from then on, loading block i prefetches block i + D.
+#pragma unroll
+  for (int d = 0; d < D; ++d)
+    if (P + d < nb) {
+#pragma unroll
+      for (int t = 0; t < NT; ++t) prefetch_l2(wp[t] + d * 128);
+    }
 
-  // A fragments and scales of item j. The warp's NT * 8 columns start at a multiple of NT * 8
-  // (which divides 128), so they share one row of 128 x 128 weight scales.
-  const uint4 z = make_uint4(0, 0, 0, 0);
-  uint4 ar[2], ar8[2];
-  float sa = 0.f, sb = 0.f, ws = 0.f;
-  auto load_a = [&](int j) {
-    const int k = j / nb;
-    const int64_t b = b0 + (j - k * nb);
+  float acc[NT][NACC];
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      ar[h] = va ? __ldg(reinterpret_cast<const uint4*>(xa + b * 128 + h * 64)) : z;
-      ar8[h] = vb ? __ldg(reinterpret_cast<const uint4*>(xb + b * 128 + h * 64)) : z;
-    }
-    sa = va ? __ldg(xsa + b) : 0.f;
-    sb = vb ? __ldg(xsb + b) : 0.f;
-    ws = __ldg(w.scale_inv + (imin64(strip_n0(k), N - 1) / 128) * kb + b);
-  };
-  load_a(0);
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int i = 0; i < NACC; ++i) acc[t][i] = 0.f;
 
-  int j = 0, slot = 0;
 #pragma unroll 1
-  for (int k = 0; k < nmine; ++k) {
-    float acc[NT][4];
+  for (int i0 = 0; i0 < nb; i0 += P) {
 #pragma unroll
-    for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
-#pragma unroll 1
-    for (int i = 0; i < nb; ++i, ++j) {
-      // This lane's copies of item j have landed ("memory": the shared reads stay after it).
-      asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 1) : "memory");
-      const uint4 ca[2] = {ar[0], ar[1]}, ca8[2] = {ar8[0], ar8[1]};
-      const float s0 = __fmul_rn(sa, ws), s1 = __fmul_rn(sb, ws);
-      if (j + 1 < total) load_a(j + 1);
-      const uint4* st = my + slot * (NT * 64) + lane;
+    for (int s = 0; s < P; ++s) {
+      if (i0 + s < nb) {  // warp-uniform
+        // Block b0 + i0 + s: block partial (4 chained MMAs from 0), then acc += c * (xs * ws).
+        const float s0 = __fmul_rn(sl[s].sa, sl[s].ws), s1 = __fmul_rn(sl[s].sb, sl[s].ws);
 #pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        const uint4 bw[2] = {st[t * 64], st[t * 64 + 32]};
-        float c[4];
-        block_mma(c, ca, ca8, bw);
-        acc[t][0] = __fadd_rn(acc[t][0], __fmul_rn(c[0], s0));
-        acc[t][1] = __fadd_rn(acc[t][1], __fmul_rn(c[1], s0));
-        acc[t][2] = __fadd_rn(acc[t][2], __fmul_rn(c[2], s1));
-        acc[t][3] = __fadd_rn(acc[t][3], __fmul_rn(c[3], s1));
+        for (int t = 0; t < NT; ++t) {
+          float c[4];
+          block_mma(c, sl[s].a, sl[s].a8, sl[s].w[t]);
+          acc[t][0] = __fadd_rn(acc[t][0], __fmul_rn(c[0], s0));
+          acc[t][1] = __fadd_rn(acc[t][1], __fmul_rn(c[1], s0));
+          if (HALVES == 2) {
+            acc[t][NACC - 2] = __fadd_rn(acc[t][NACC - 2], __fmul_rn(c[2], s1));
+            acc[t][NACC - 1] = __fadd_rn(acc[t][NACC - 1], __fmul_rn(c[3], s1));
+          }
+        }
+        if (i0 + s + P < nb) load(sl[s], i0 + s + P);  // refill the slot just read
       }
-      issue(j + S, slot);  // refill the stage just read (this lane's own bytes: no barrier needed)
-      slot = slot + 1 == S ? 0 : slot + 1;
     }
-    // Strip k: K-group partials in group order. red[k & 1] is rewritten two strips later, after
-    // the next barrier, which the reading warps reach only when done reading.
-    const int64_t n0 = strip_n0(k);
-    float (*rb2)[NT * 4][32] = red[k & 1];
-    if (G > 1) {
-      if (kg != 0) {
-#pragma unroll
-        for (int t = 0; t < NT; ++t)
-#pragma unroll
-          for (int i = 0; i < 4; ++i) rb2[warp][t * 4 + i][lane] = acc[t][i];
-      }
-      __syncthreads();
-    }
-    if (kg == 0) {
+  }
+
+  // K-group partials in group order: v = g0, then v + g1, ... (as the tiled kernel).
+  if (G > 1) {
+    if (kg != 0) {
 #pragma unroll
       for (int t = 0; t < NT; ++t)
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          if (HALVES == 1 && i >= 2) continue;
-          const int row = r + (i >= 2 ? 8 : 0);
-          float v = acc[t][i];
-          for (int gg = 1; gg < G; ++gg) v = __fadd_rn(v, rb2[warp + gg][t * 4 + i][lane]);
-          const int64_t n = n0 + t * 8 + q * 2 + (i & 1);
-          if (row < rows && n < N) y[(row0 + row) * N + n] = out_round(v, a.bf16);
-        }
+        for (int i = 0; i < NACC; ++i) red[warp][t * NACC + i][lane] = acc[t][i];
     }
+    __syncthreads();
   }
-  asm volatile("cp.async.wait_all;\n" ::: "memory");
+  if (kg == 0) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int i = 0; i < NACC; ++i) {
+        float v = acc[t][i];
+        for (int gg = 1; gg < G; ++gg) v = __fadd_rn(v, red[warp + gg][t * NACC + i][lane]);
+        const int row = r + (i >= 2 ? 8 : 0);
+        const int64_t n = n0 + t * 8 + q * 2 + (i & 1);
+        if (row < rows && n < N) y[(row0 + row) * N + n] = out_round(v, a.bf16);
+      }
+  }
 }
 
 // ---- tiled kernel: 64 x 64 tiles, 4 warps (2 x 2, 32 x 32 each), 3-stage cp.async pipeline --------
@@ -443,33 +462,15 @@ int sm_count() {
   return n;
 }
 
-template <int NT, int HALVES>
-cudaError_t set_stream_attrs() {
-  const cudaError_t e = cudaFuncSetAttribute(gemm_fp8_stream_kernel<NT, HALVES>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamSmem);
-  if (e != cudaSuccess) return e;
-  return cudaFuncSetAttribute(gemm_fp8_stream_kernel<NT, HALVES>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                              int(cudaSharedmemCarveoutMaxShared));
-}
-
-// Once, for all four forms at the first launch of any (so a CUDA-graph capture that follows a
-// warm-up at another M sets nothing): the ring (64 KB) is over the 48 KB default of dynamic shared
-// memory, and the largest shared-memory carveout lets 2 blocks (2 x 80 KB) share an SM.
-cudaError_t stream_attrs_once() {
-  static const cudaError_t attr = [] {
-    cudaError_t e = set_stream_attrs<1, 1>();
-    if (e == cudaSuccess) e = set_stream_attrs<1, 2>();
-    if (e == cudaSuccess) e = set_stream_attrs<2, 1>();
-    if (e == cudaSuccess) e = set_stream_attrs<2, 2>();
-    return e;
-  }();
-  return attr;
-}
-
+// Streaming kernel forms: NT tiles of 8 columns per warp, register window of P K blocks, L2
+// prefetch distance D blocks (P + D = 8 / NT: about 8 KB of weights requested ahead per warp). P
+// is as deep as 2 blocks of 256 threads per SM allow without spills (<= 128 registers, checked
+// with -Xptxas -v: the emulated e4m3 MMA needs its f16-unpacked operands in registers too).
 template <int NT, int HALVES>
 void launch_stream(const Args& a, dim3 grid, cudaStream_t stream) {
-  DS_CUDA_CHECK(stream_attrs_once());
-  gemm_fp8_stream_kernel<NT, HALVES><<<grid, kStreamWarps * 32, kStreamSmem, stream>>>(a);
+  constexpr int P = HALVES == 1 ? (NT == 2 ? 2 : 4) : (NT == 2 ? 1 : 2);
+  constexpr int D = 8 / NT - P;
+  gemm_fp8_stream_kernel<NT, P, D, HALVES><<<grid, kStreamWarps * 32, 0, stream>>>(a);
 }
 
 // Launches one of the two kernels for `tiles_bound` row tiles (grid.y) and nproj projections.
@@ -483,21 +484,17 @@ void launch(const Args& a, int64_t max_tile_rows, int64_t rows_bound, int64_t ti
   // concurrently, mostly from L2. Both kernels give the same bits, so this is a speed choice only.
   const int64_t tiled_blocks = (a.N + kBN - 1) / kBN * tile_bound64 * nproj;
   if (max_tile_rows <= 16 || (max_tile_rows <= 64 && tiled_blocks < 2 * sm_count())) {
-    // Columns per warp NT * 8 (NT = 2, or 1 when that keeps a warp's whole K group in its ring:
-    // NT * blocks per warp > kStreamUnits, or when NT = 2 leaves fewer than 2 blocks per SM).
-    // NT only decides which warp computes a column, never the arithmetic of an element.
+    // Columns per warp NT * 8: NT = 2 (the widest form without spills), 1 when NT = 2 would
+    // give fewer than 2 blocks per SM (fused q_a + kv_a, kv_a, dense expert gate/up). NT only
+    // decides which warp computes a column, never the arithmetic of an element.
     const int G = k_groups(kb);
     const int ncg = kStreamWarps / G;
-    const int64_t bpw = (kb + G - 1) / G;
-    int nt = 2;  // NT = 4 would spill (128-register cap of 2 blocks per SM)
-    while (nt > 1 && nt * bpw > kStreamUnits) nt /= 2;
     const int64_t row_tiles = std::min<int64_t>(tile_bound16, 8) * nproj;
     auto blocks_of = [&](int t) { return (a.N + ncg * t * 8 - 1) / (ncg * t * 8); };
-    while (nt > 1 && blocks_of(nt) * row_tiles < 2 * sm_count()) nt /= 2;
-    // Persistent over column strips: about 2 blocks per SM in all (the x-dimension loops).
-    const int64_t gx = std::min<int64_t>(blocks_of(nt), std::max<int64_t>(1, 2 * sm_count() / row_tiles));
+    const int nt = blocks_of(2) * row_tiles < 2 * sm_count() ? 1 : 2;
     require(tile_bound16 <= 65535, "gemm_fp8", "too many row tiles");
-    dim3 grid{unsigned(gx), unsigned(tile_bound16), unsigned(nproj)};
+    require(blocks_of(nt) < (int64_t(1) << 31), "gemm_fp8", "too many column strips");
+    dim3 grid{unsigned(blocks_of(nt)), unsigned(tile_bound16), unsigned(nproj)};
     const bool two = rows_bound > 8;
     switch (nt * 2 + (two ? 1 : 0)) {
       case 2: launch_stream<1, 1>(a, grid, stream); break;

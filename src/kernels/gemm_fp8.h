@@ -16,13 +16,14 @@ namespace ds::cuda {
 /// xq: FP8 E4M3 bytes [M, K] row-major (act_quant_ue8m0 output), xs: F32 [M, K/128]. y: F32 [M, N]
 /// (N = w.rows, K = w.cols), each value rounded to the nearest BF16 if bf16_output.
 /// Tensor cores (mma.sync m16n8k32 e4m3, FP32 accumulate) for every M: a weight-streaming kernel
-/// for M <= 16 (and M <= 64 when N is too small for 2 tiled blocks per SM) and a shared-memory
-/// tiled kernel above, which compute the same bits per element
+/// (weights straight to registers) for M <= 16 (and M <= 64 when N is too small for 2 tiled blocks
+/// per SM) and a shared-memory tiled kernel above, which compute the same bits per element
 /// (same K permutation inside the MMA, same per-block partials, same fixed grouping of the block
 /// sum, which depends on K only). So it is deterministic and row m's bits do not depend on M or
-/// on the other rows (batch invariance, D27). Per 128-K block the tensor core's internal sum
-/// (order and ~14-bit accumulator of Hopper FP8 MMA) differs from the CPU twin's FP32 sum: results
-/// agree to ~1e-4 normwise, not bit for bit (docs/cuda.md).
+/// on the other rows (batch invariance, D27). Per 128-K block the tensor core's internal sum order
+/// differs from the CPU twin's FP32 sum (on sm_90a ptxas runs the e4m3 MMA as exact FP16
+/// conversions + FP16 MMAs with FP32 accumulation): results agree to ~1e-7 normwise, not bit for
+/// bit (docs/cuda.md).
 /// Requirements: K % 128 == 0, xq/w.data 16-byte aligned, xs/y/scale_inv 4-byte aligned.
 /// Asynchronous on `stream`. Throws std::invalid_argument naming the argument for M < 1, empty
 /// or inconsistent shapes, K % 128 != 0, null or misaligned pointers; std::runtime_error for a
