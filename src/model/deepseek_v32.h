@@ -2,6 +2,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,12 +48,40 @@ struct ForwardTrace {
   /// [layer][R * heads * v_head_dim]: the attention output before o_proj (BF16 values in official
   /// mode), where the documented attention deviations enter.
   std::vector<std::vector<float>> attn;
+  /// Per-op records for the op-by-op comparison with the demo's dump
+  /// (tests/model/test_oracle_official_dump.cpp, scripts/reference/oracle_official_dump.py): when
+  /// record_ops is set, ops["l<layer>.<name>"] holds op `name` of every row, [R * width] FP32, named
+  /// as in the dump: resid_in, attn_in (after attn_norm), qr, q ([H, nope + rope] after RoPE),
+  /// kv_norm, kv_fp8 (latent after the FP8 round trip), k_pe (after RoPE), wo, resid_attn (BF16
+  /// residual after the attention), ffn_in, ffn_out; indexer: idx_k_had / idx_q_had (after the
+  /// Hadamard, BF16), idx_k_fp8 / idx_q_fp8 (FP8 values), idx_k_scale / idx_q_scale, idx_w (head
+  /// weights times q_scale; rows the indexer does not score keep 0 in idx_q_* and idx_w); demo
+  /// emulation only: kv_b ([keys, H * (nope + v)], rows = key positions of a prefill from 0) and
+  /// scores_raw / scores / probs ([R, H, max_pos + 1], NaN where the row does not attend).
+  /// Nothing is recorded (and nothing extra computed) while record_ops is false.
+  bool record_ops = false;
+  std::map<std::string, std::vector<float>> ops;
+  /// ops["l<layer>.<name>"] resized to n and filled with `fill`; null unless record_ops. Call it
+  /// outside parallel loops (threads may then write disjoint rows of the returned array).
+  float* op(int layer, const char* name, size_t n, float fill = 0.f) {
+    if (!record_ops) return nullptr;
+    std::vector<float>& v = ops["l" + std::to_string(layer) + "." + name];
+    v.assign(n, fill);
+    return v.data();
+  }
   /// Switches (read, not written), official mode, private caches only: replace the attention by
   /// an emulation of the demo's (src/model/mla_demo.cpp) to measure the documented deviations
   /// (docs/numerics.md): demo_bf16_scores = BF16 scores and probabilities (deviation 1),
   /// demo_expanded_prefill = prefill in the expanded MHA form over kv_b_proj outputs (deviation 2).
   bool demo_bf16_scores = false;
   bool demo_expanded_prefill = false;
+  /// Switch (read, not written): [layer][R * heads * v_head_dim] values that replace the
+  /// attention output before o_proj of that layer (an empty or missing entry replaces nothing).
+  /// Teacher forcing at the op where two implementations part: a GPU driver feeds the CUDA
+  /// runner's attention output here so the rest of the layer is compared on equal inputs
+  /// (tests/gpu/gpu_fullwidth.cpp). A size other than R * heads * v_head_dim throws
+  /// std::invalid_argument naming the layer.
+  std::vector<std::vector<float>> attn_override;
   bool demo_attention() const { return demo_bf16_scores || demo_expanded_prefill; }
 };
 

@@ -1,6 +1,8 @@
 // Multi-head latent attention in the absorbed (MQA) form for every position (spec/model.md 4.3-4.8).
 #include <algorithm>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/act_quant.h"
@@ -58,20 +60,28 @@ void mla_forward(const ModelCore& m, int layer, const StepRows& rows, const floa
   cpu::gemm(a, R, L.q_a, qr.data(), m.lin(L.q_a));
   for (int64_t r = 0; r < R; ++r)
     cpu::rmsnorm(qr.data() + r * Q, L.q_a_norm.data(), Q, eps, qr.data() + r * Q, m.official);
+  if (float* t = trace_op(rows, layer, "qr", qr.size())) std::copy(qr.begin(), qr.end(), t);
   cpu::gemm(qr.data(), R, L.q_b, q.data(), m.lin(L.q_b));
   // 4.3.3-6: latent and shared rope key.
   std::vector<float> ckv(size_t(R * (C + dr)));
   cpu::gemm(a, R, L.kv_a, ckv.data(), m.lin(L.kv_a));
   const bool round_trip = m.official && C % cpu::kQuantBlock == 0;
+  float* t_kvn = trace_op(rows, layer, "kv_norm", size_t(R * C));
+  float* t_kvf = trace_op(rows, layer, "kv_fp8", size_t(R * C));
+  float* t_kpe = trace_op(rows, layer, "k_pe", size_t(R * dr));
   for (int64_t r = 0; r < R; ++r) {
     float* row = ckv.data() + r * (C + dr);
     cpu::rmsnorm(row, L.kv_a_norm.data(), C, eps, row, m.official);
+    if (t_kvn) std::copy(row, row + C, t_kvn + r * C);
     if (round_trip) cpu::fp8_round_trip(row, 1, C);
+    if (t_kvf) std::copy(row, row + C, t_kvf + r * C);
     const float* cs = rows.cos.data() + r * nf;
     const float* sn = rows.sin.data() + r * nf;
     cpu::rope_interleaved(row + C, cs, sn, int(nf), m.official);
+    if (t_kpe) std::copy(row + C, row + C + dr, t_kpe + r * dr);
     for (int h = 0; h < H; ++h) cpu::rope_interleaved(q.data() + (r * H + h) * dq + dn, cs, sn, int(nf), m.official);
   }
+  if (float* t = trace_op(rows, layer, "q", q.size())) std::copy(q.begin(), q.end(), t);
   // Spec 5: indexer keys appended, selections computed.
   std::vector<std::vector<int32_t>> selection;
   indexer_forward(m, layer, rows, a, qr.data(), selection);
@@ -99,6 +109,15 @@ void mla_forward(const ModelCore& m, int layer, const StepRows& rows, const floa
     }
     mla_attend(m, L, q.data() + r * H * dq, cl, idx->data(), int(idx->size()), o.data() + r * H * dv);
   });
+  if (rows.trace && size_t(layer) < rows.trace->attn_override.size() &&
+      !rows.trace->attn_override[size_t(layer)].empty()) {
+    const std::vector<float>& ov = rows.trace->attn_override[size_t(layer)];
+    if (ov.size() != o.size())
+      throw std::invalid_argument("ForwardTrace::attn_override: layer " + std::to_string(layer) + " has " +
+                                  std::to_string(ov.size()) + " values, the attention output has " +
+                                  std::to_string(o.size()));
+    o = ov;
+  }
   if (rows.trace) rows.trace->attn[size_t(layer)] = o;
   // 4.8: output projection.
   cpu::gemm(o.data(), R, L.o, out, m.lin(L.o));
