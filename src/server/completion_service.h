@@ -18,6 +18,10 @@ enum class TextApi { Completions, Generate };
 struct TextPrompt {
   std::vector<int32_t> ids;
   std::string text;
+  /// Leading ids the server added that `text` does not contain (the BOS of a text prompt, D6).
+  size_t added_ids = 0;
+  /// `text` is the decode of `ids` with skip_special_tokens (token-id prompts); else the text as given.
+  bool decoded = false;
 };
 
 /// Parses an OpenAI `prompt` / SGLang `text` or `input_ids` value into prompts: a string, a list

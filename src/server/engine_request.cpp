@@ -11,7 +11,7 @@ int64_t fit_context(const ServeContext& ctx, std::vector<int32_t>& ids, std::opt
   const int64_t M = ctx.context_length;
   int64_t N = int64_t(ids.size());
   auto bad = [](const std::string& param, const std::string& msg) { throw ApiError(400, msg, param); };
-  if (max_tokens && *max_tokens > M && !ctx.allow_auto_truncate)
+  if (!limit_name.empty() && max_tokens && *max_tokens > M && !ctx.allow_auto_truncate)
     bad(max_param, limit_name + " is too large: " + std::to_string(*max_tokens) + ".This model supports at most " +
                        std::to_string(M) + " completion tokens.");
   if (N >= M) {

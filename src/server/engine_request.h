@@ -14,8 +14,10 @@ namespace ds {
 
 /// Context checks of spec/serving.md 4.6 for one prompt of N = ids.size() tokens and a context of
 /// M = ctx.context_length. Returns the max new tokens: `max_tokens`, or M - N when absent.
-/// Errors (ApiError 400 with SGLang's messages): max_tokens > M ("<limit_name> is too large: ...", param
-/// `max_param`; the chat route names max_completion_tokens whichever field was sent, as SGLang does),
+/// Errors (ApiError 400 with SGLang's messages, verbatim): max_tokens > M ("<limit_name> is too large: K.This
+/// model supports at most M completion tokens.", no space after the period as in SGLang; param
+/// `max_param`; only when `limit_name` is not empty: SGLang's chat route checks it and names
+/// max_completion_tokens whichever field was sent; completions and /generate pass "" and get the next one),
 /// N >= M (`prompt_param`), N + max_tokens > M (`max_param`). With --allow-auto-truncate the prompt keeps its first M - 1
 /// tokens (the engine needs room for one new token) and max_tokens is clamped to M - N instead.
 int64_t fit_context(const ServeContext& ctx, std::vector<int32_t>& ids, std::optional<int64_t> max_tokens,

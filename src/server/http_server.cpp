@@ -16,6 +16,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <cerrno>
+#include <cstring>
 #include <cstdlib>
 
 #include <httplib.h>
@@ -152,6 +153,21 @@ ClientGone client_gone_check(const httplib::Request& req) {
     if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;  // reset
     return false;             // bytes pending (a pipelined request): still there
   };
+}
+
+/// The string `code` of an error cpp-httplib answers itself (the envelope's other transport-level
+/// errors use such names too: not_found, method_not_allowed, length_required, payload_too_large).
+std::string http_error_code(int status) {
+  switch (status) {
+    case 400: return "bad_request";
+    case 408: return "request_timeout";
+    case 414: return "uri_too_long";
+    case 416: return "range_not_satisfiable";
+    case 431: return "request_header_fields_too_large";
+    case 500: return "internal_server_error";
+    case 503: return "service_unavailable";
+    default: return "http_" + std::to_string(status);
+  }
 }
 
 void send_error(httplib::Response& res, const ApiError& e) {
@@ -492,9 +508,11 @@ struct HttpServer::Impl {
                                  "payload_too_large"));
       } else {
         const int status = res.status;
-        send_error(res, ApiError(status, status == 400 ? "Bad request: the HTTP request could not be parsed."
-                                                       : "HTTP error " + std::to_string(status) + ".", "",
-                                 status >= 500 ? "internal_server_error" : "invalid_request_error", status));
+        send_error(res, ApiError(status, status == 400   ? "Bad request: the HTTP request could not be parsed."
+                                         : status == 414 ? "URI too long: the request line exceeds the server's limit."
+                                                         : "HTTP error " + std::to_string(status) + ".",
+                                 "", status >= 500 ? "internal_server_error" : "invalid_request_error",
+                                 http_error_code(status)));
       }
       return httplib::Server::HandlerResponse::Handled;
     }));
@@ -541,12 +559,23 @@ HttpServer::~HttpServer() = default;
 
 int HttpServer::bind() {
   int port = impl_->args.port;
+  auto failed = [&](int err) {
+    const std::string why = err == EADDRINUSE      ? "the port is in use"
+                            : err == EADDRNOTAVAIL ? "the address is not one of this machine's (--host)"
+                            : err == EACCES        ? "permission denied (ports below 1024 need privileges)"
+                            : err != 0             ? std::string(std::strerror(err))
+                                                   : "--host is not an address of this machine, or the port is in use";
+    return std::runtime_error("cannot bind " + impl_->args.host + ":" + std::to_string(port) + ": " + why);
+  };
+  errno = 0;
   if (port == 0) {
     port = impl_->svr.bind_to_any_port(impl_->args.host);
-    if (port < 0) throw std::runtime_error("cannot bind " + impl_->args.host + " on any port");
+    if (port < 0) {
+      port = 0;
+      throw failed(errno);
+    }
   } else if (!impl_->svr.bind_to_port(impl_->args.host, port)) {
-    throw std::runtime_error("cannot bind " + impl_->args.host + ":" + std::to_string(port) +
-                             " (--host/--port; is the port in use?)");
+    throw failed(errno);
   }
   // cpp-httplib listens with a backlog of 5, so a burst of connections beyond the threads gets SYN
   // drops and retries; Linux lets listen() be called again to raise it.

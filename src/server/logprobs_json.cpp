@@ -1,5 +1,7 @@
 #include "server/logprobs_json.h"
 
+#include <algorithm>
+
 namespace ds {
 
 using json = nlohmann::json;
@@ -26,9 +28,8 @@ json chat_logprob_entry(const Tokenizer& tok, const TokenEvent& ev) {
               {"top_logprobs", std::move(top)}};
 }
 
-void CompletionLogprobs::add(const Tokenizer& tok, const TokenEvent& ev) {
-  const std::string t = token_text(tok, ev.token);
-  tokens_.push_back(t);
+void CompletionLogprobs::add(const Tokenizer& tok, const TokenEvent& ev, size_t text_offset) {
+  tokens_.push_back(token_text(tok, ev.token));
   logprobs_.push_back(ev.logprob.value_or(0.0f));
   json top = json::object();
   for (const auto& [id, lp] : ev.top_logprobs) {
@@ -36,15 +37,12 @@ void CompletionLogprobs::add(const Tokenizer& tok, const TokenEvent& ev) {
     if (!top.contains(k)) top[k] = lp;  // two ids may decode alike: keep the likelier
   }
   top_.push_back(std::move(top));
-  offsets_.push_back(offset_);
-  offset_ += t.size();
+  offsets_.push_back(text_offset);
 }
 
 void CompletionLogprobs::add_prompt(const Tokenizer& tok, const std::vector<PromptTokenLogprob>& prompt) {
-  size_t off = 0;
   for (const PromptTokenLogprob& e : prompt) {
-    const std::string t = token_text(tok, e.token);
-    tokens_.push_back(t);
+    tokens_.push_back(token_text(tok, e.token));
     if (!e.logprob) {
       logprobs_.push_back(nullptr);
       top_.push_back(nullptr);
@@ -57,9 +55,23 @@ void CompletionLogprobs::add_prompt(const Tokenizer& tok, const std::vector<Prom
       }
       top_.push_back(std::move(top));
     }
-    offsets_.push_back(off);
-    off += t.size();
+    const size_t i = prompt_pos_++;
+    offsets_.push_back(i < prompt_offsets_.size() ? prompt_offsets_[i]
+                                                  : (prompt_offsets_.empty() ? 0 : prompt_offsets_.back()));
   }
+}
+
+std::vector<size_t> prompt_text_offsets(const std::shared_ptr<const Tokenizer>& tok, const std::vector<int32_t>& ids,
+                                        size_t added_ids, bool skip_special, size_t text_size) {
+  IncrementalDetokenizer d(tok, skip_special);
+  std::vector<size_t> out;
+  out.reserve(ids.size());
+  size_t off = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    out.push_back(std::min(off, text_size));
+    if (i >= added_ids) off += d.push(ids[i]).size();
+  }
+  return out;
 }
 
 json CompletionLogprobs::to_json() const {

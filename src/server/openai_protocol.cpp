@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <random>
 #include <tuple>
+#include <vector>
 
 namespace ds {
 
@@ -21,6 +22,23 @@ json error_body(const ApiError& e) {
   json err = {{"message", e.what()}, {"type", e.type}, {"param", nullptr}, {"code", e.code}};
   if (!e.param.empty()) err["param"] = e.param;
   return json{{"error", err}};
+}
+
+int64_t get_int_field(const ordered_json& obj, const std::string& key, const std::string& name) {
+  const auto& v = obj.at(key);
+  const std::string shown = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))  // would wrap to a negative int64
+    throw ApiError(400, name + ": " + shown + " is out of range (an integer in [-2^63, 2^63 - 1])", name);
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (std::isfinite(d) && std::floor(d) == d) {
+      if (std::abs(d) < 9.2e18) return int64_t(d);
+      throw ApiError(400, name + ": " + shown + " is out of range (an integer in [-2^63, 2^63 - 1])", name);
+    }
+    throw ApiError(400, name + ": expected an integer, got " + shown, name);
+  }
+  throw ApiError(400, name + ": expected an integer, got " + std::string(v.type_name()), name);
 }
 
 std::string new_completion_id() {
@@ -53,15 +71,7 @@ double get_number(const ordered_json& body, const char* key) {
   return v.get<double>();
 }
 
-int64_t get_int(const ordered_json& body, const char* key) {
-  const auto& v = body.at(key);
-  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))  // would wrap to a negative int64
-    bad(key, std::string(key) + ": integer out of range, got " + v.dump());
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::abs(v.get<double>()) < 9e15)
-    return int64_t(v.get<double>());
-  bad(key, std::string(key) + ": expected an integer, got " + type_name(v));
-}
+int64_t get_int(const ordered_json& body, const char* key) { return get_int_field(body, key, key); }
 
 bool get_bool(const ordered_json& body, const char* key) {
   const auto& v = body.at(key);
@@ -239,7 +249,7 @@ ChatCompletionRequest parse_chat_request_json(const ordered_json& body, int max_
   return r;
 }
 
-void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequest& r) {
+void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequest& r, bool sglang_names) {
   refuse_unsupported(body);
   parse_structured_output(body, r);
   if (!is_absent(body, "model")) {
@@ -269,7 +279,9 @@ void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequ
     r.min_p = float(p);
   }
   if (!is_absent(body, "seed")) r.seed = uint64_t(get_int(body, "seed"));
-  for (const char* k : {"max_tokens", "max_completion_tokens"}) {  // the second wins
+  const std::vector<const char*> max_keys = sglang_names ? std::vector<const char*>{"max_new_tokens"}
+                                                          : std::vector<const char*>{"max_tokens", "max_completion_tokens"};
+  for (const char* k : max_keys) {  // the second wins
     if (is_absent(body, k)) continue;
     int64_t m = get_int(body, k);
     if (m < 0) bad(k, std::string(k) + " must be at least 0, got " + std::to_string(m) + ".");
@@ -335,10 +347,15 @@ void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequ
                    std::to_string(int(hi)) + "], got " + body[key].dump() + ".");
     *dst = float(v);
   }
-  if (!is_absent(body, "min_tokens")) {
-    const int64_t m = get_int(body, "min_tokens");
+  const char* min_key = sglang_names ? "min_new_tokens" : "min_tokens";
+  if (!is_absent(body, min_key)) {
+    const int64_t m = get_int(body, min_key);
     if (m < 0 || (r.max_tokens && m > *r.max_tokens))
-      bad("min_tokens", "min_tokens must be in [0, max_tokens], got " + std::to_string(m) + ".");
+      bad(min_key, std::string(min_key) + (r.max_tokens ? " must be in [0, " + r.max_tokens_param + " = " +
+                                                              std::to_string(*r.max_tokens) + "]"
+                                                        : std::string(" must be at least 0")) +
+                       ", got " + std::to_string(m) + ".");
+    if (m > INT32_MAX) bad(min_key, std::string(min_key) + ": " + std::to_string(m) + " is out of range");
     r.min_tokens = int(m);
   }
   // logprobs: a boolean (chat, with top_logprobs) or an integer (completions: the top count).
@@ -396,7 +413,23 @@ void parse_chat_fields(const ordered_json& body, ChatCompletionRequest& r) {
   // Tools (D5): "none" renders none; "required" / a named function need constrained decoding.
   if (!is_absent(body, "tools")) {
     if (!body["tools"].is_array()) bad("tools", "tools: expected an array");
-    r.tools = body["tools"];
+    const auto& ts = body["tools"];
+    for (size_t i = 0; i < ts.size(); ++i) {
+      const std::string w = "tools[" + std::to_string(i) + "]";
+      const auto& t = ts[i];
+      if (!t.is_object()) bad(w, w + ": expected an object {\"type\": \"function\", \"function\": {...}}");
+      if (!is_absent(t, "type") && !(t["type"].is_string() && t["type"].get<std::string>() == "function"))
+        bad(w + ".type", w + ".type: only \"function\" tools are supported, got " +
+                             t["type"].dump(-1, ' ', false, json::error_handler_t::replace));
+      if (is_absent(t, "function") || !t["function"].is_object())
+        bad(w + ".function", w + ".function: field required (an object with a string 'name')");
+      const auto& fn = t["function"];
+      if (is_absent(fn, "name") || !fn["name"].is_string() || fn["name"].get<std::string>().empty())
+        bad(w + ".function.name", w + ".function.name: field required (a non-empty string)");
+      if (!is_absent(fn, "parameters") && !fn["parameters"].is_object())
+        bad(w + ".function.parameters", w + ".function.parameters: expected a JSON Schema object");
+    }
+    r.tools = ts;
   }
   if (!is_absent(body, "tool_choice")) {
     const auto& tc = body["tool_choice"];

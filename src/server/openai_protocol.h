@@ -97,7 +97,15 @@ ChatCompletionRequest parse_chat_request_json(const ordered_json& body, int max_
 /// stream_options, ignore_eos, skip_special_tokens, stop, stop_token_ids, logit_bias (keys token-id
 /// strings, values in [-100, 100]), debug_model_text, and
 /// the refusal of fields not honoured yet. Throws ApiError (400) naming the parameter.
-void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequest& r);
+/// `sglang_names` (the /generate `sampling_params` object): the lengths are read from SGLang's
+/// `max_new_tokens` / `min_new_tokens` (max_tokens, max_completion_tokens and min_tokens are not
+/// read) and every message names them so.
+void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequest& r, bool sglang_names = false);
+
+/// `obj[key]` as an int64 (an integral float such as 5.0 is accepted). 400 naming `name`:
+/// "expected an integer, got <value>" for other types and fractions, "<value> is out of range"
+/// for integers beyond int64 (e.g. 1e30 or 99999999999999999999).
+int64_t get_int_field(const ordered_json& obj, const std::string& key, const std::string& name);
 
 /// Parses a request body as a JSON object (400 naming the problem: invalid JSON, depth > 64, not an
 /// object).

@@ -18,12 +18,45 @@ bool reasoning_after(std::string_view s, bool before) {
   return open > close;
 }
 
+/// DeepSeek's V3.2 rule for `tool` messages (its encoder asserts it, naming its own message list
+/// with the inserted system message): each answers one tool call of the nearest assistant message
+/// before it, across the tool messages in between. 400 naming the client's messages[i].
+void check_tool_messages(const ChatCompletionRequest& req) {
+  const size_t shift = req.system_inserted ? 1 : 0;  // messages[0] of the request is req.messages[shift]
+  const auto& ms = req.messages;
+  for (size_t i = shift; i < ms.size(); ++i) {
+    if (ms[i].role != "tool") continue;
+    size_t j = i;
+    while (j > shift && ms[j - 1].role == "tool") --j;
+    const std::string w = "messages[" + std::to_string(i - shift) + "]";
+    if (j == shift)
+      throw ApiError(400, w + ": a 'tool' message must follow an assistant message with tool_calls, but it comes first",
+                     w);
+    const ChatMessage& prev = ms[j - 1];
+    const std::string pw = "messages[" + std::to_string(j - 1 - shift) + "]";
+    if (prev.role != "assistant")
+      throw ApiError(400, w + ": a 'tool' message must follow an assistant message with tool_calls, but " + pw +
+                              " is a '" + prev.role + "' message", w);
+    const size_t order = i - j + 1;
+    if (prev.tool_calls.size() < order)
+      throw ApiError(400, w + ": tool message " + std::to_string(order) + " after " + pw + ", which has " +
+                              std::to_string(prev.tool_calls.size()) + " tool_calls", w);
+  }
+}
+
+/// The param of an encoder error: `tools[i]...` when the message names a tool, else "messages".
+std::string encode_error_param(const std::string& msg) {
+  if (msg.rfind("tools[", 0) == 0) return msg.substr(0, msg.find_first_of(" :"));
+  return "messages";
+}
+
 }  // namespace
 
 RenderedPrompt render_prompt(const Tokenizer& tok, PromptFormat format, const ChatCompletionRequest& req) {
   std::vector<PromptPiece> pieces;
   try {
     if (format == PromptFormat::Dsv32) {
+      check_tool_messages(req);
       Dsv32EncodeOptions opts;
       opts.thinking = req.thinking;
       opts.tools = req.tools;
@@ -43,7 +76,7 @@ RenderedPrompt render_prompt(const Tokenizer& tok, PromptFormat format, const Ch
       pieces = encode_v31(msgs, opts);
     }
   } catch (const EncodeError& e) {
-    throw ApiError(400, e.what(), "messages");
+    throw ApiError(400, e.what(), encode_error_param(e.what()));
   }
   RenderedPrompt out;
   for (const auto& p : pieces) {

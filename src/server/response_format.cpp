@@ -13,8 +13,11 @@ std::shared_ptr<const JsonGrammar> compile(const ordered_json& schema, const std
   try {
     return std::make_shared<const JsonGrammar>(compile_json_schema(schema));
   } catch (const SchemaError& e) {
-    bad(param, std::string(e.what()) + " (supported: type, properties, required, additionalProperties, items, "
-                                       "enum, const, anyOf, oneOf; docs/constrained_decoding.md)");
+    // The compiler names the schema "response_format schema"; the client's field is `param`.
+    std::string msg = e.what();
+    const std::string generic = "response_format schema";
+    if (msg.rfind(generic, 0) == 0) msg = param + msg.substr(generic.size());
+    bad(param, msg + " (" + json_schema_keywords_help() + "; docs/constrained_decoding.md)");
   }
 }
 
@@ -61,13 +64,19 @@ void parse_structured_output(const ordered_json& body, ChatCompletionRequest& r)
   }
   if (type != "json_schema")
     bad("response_format", "response_format type '" + type + "' is not supported; use 'text', 'json_object' or 'json_schema'");
-  const ordered_json* holder = &f;  // {"type": "json_schema", "schema": ...} is accepted too
+  // {"type": "json_schema", "schema": ...} (the schema without its json_schema wrapper) is accepted too.
+  const char* jp = "response_format.json_schema";
   if (present(f, "json_schema")) {
-    if (!f["json_schema"].is_object()) bad("response_format", "response_format.json_schema: expected an object");
-    holder = &f["json_schema"];
+    if (!f["json_schema"].is_object())
+      bad(jp, std::string(jp) + ": expected an object {\"name\": ..., \"schema\": {...}}");
+    if (!present(f["json_schema"], "schema"))
+      bad(jp, std::string(jp) + ".schema: field required (the JSON Schema of the response)");
+    r.grammar = compile(f["json_schema"]["schema"], "response_format.json_schema.schema");
+    return;
   }
-  if (!present(*holder, "schema")) bad("response_format", "schema_ is required for json_schema response format request.");
-  r.grammar = compile((*holder)["schema"], "response_format");
+  if (!present(f, "schema"))
+    bad(jp, std::string(jp) + ": field required for response_format type 'json_schema' (an object with a 'schema')");
+  r.grammar = compile(f["schema"], "response_format.schema");
 }
 
 std::shared_ptr<TokenConstraint> make_json_constraint(const ServeContext& ctx,

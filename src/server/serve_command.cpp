@@ -180,7 +180,13 @@ int run(const ServerArgs& args) {
   ctx.engine = &engine;
   engine.start();
 
-  HttpServer http(ctx, args);
+  // /get_server_info and /get_model_info report what is served: the model directory (also the
+  // embedded default model's), the tokenizer path and the resolved device ("cpu" / "cuda").
+  ServerArgs shown = args;
+  shown.model_path = model_dir;
+  shown.tokenizer_path = tok_path;
+  shown.device = device;
+  HttpServer http(ctx, shown);
   int port = http.bind();
 
   // Signals are blocked in every thread (set in serve_command); this one waits for them.

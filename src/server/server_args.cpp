@@ -1,5 +1,8 @@
 #include "server/server_args.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -100,6 +103,21 @@ int to_int(const std::string& flag, const std::string& v, int lo, int hi) {
   return int(x);
 }
 
+/// --host must be an IP address or a name that resolves (else a clear error now, not a failed bind
+/// that looks like a busy port).
+void check_host(const std::string& host) {
+  if (host.empty()) throw ArgsError("--host: must not be empty (e.g. 127.0.0.1, 0.0.0.0 or ::)");
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (res) freeaddrinfo(res);
+  if (rc != 0)
+    throw ArgsError("--host " + host + ": not a valid IP address or resolvable host name (" + gai_strerror(rc) + ")");
+}
+
 void one_of(const std::string& flag, const std::string& v, std::initializer_list<const char*> ok, const std::string& what) {
   for (const char* o : ok)
     if (v == o) return;
@@ -189,6 +207,7 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
 
   // HTTP and logging.
   a.host = val("--host");
+  check_host(a.host);
   a.port = to_int("--port", val("--port"), 0, 65535);
   a.api_key = val("--api-key");
   a.enable_metrics = on("--enable-metrics");

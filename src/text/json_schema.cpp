@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
 namespace ds {
 
@@ -219,6 +220,16 @@ JsonGrammar compile_json_schema(const ojson& schema) {
   Compiler c;
   c.g.root = c.compile(schema, "", 0);
   return std::move(c.g);
+}
+
+std::string json_schema_keywords_help() {
+  std::string out = "supported: ";
+  bool first = true;
+  for (const auto& k : supported_keywords()) out += (std::exchange(first, false) ? "" : ", ") + k;
+  out += "; ignored annotations: ";
+  first = true;
+  for (const auto& k : annotation_keywords()) out += (std::exchange(first, false) ? "" : ", ") + k;
+  return out;
 }
 
 JsonGrammar json_object_grammar() {

@@ -65,6 +65,10 @@ struct JsonGrammar {
 /// keys missing from `properties`, an empty `enum`, or nesting deeper than 32 subschemas.
 JsonGrammar compile_json_schema(const nlohmann::ordered_json& schema);
 
+/// The keywords compile_json_schema honours and those it accepts as annotations, for messages:
+/// "supported: a, b, ...; ignored annotations: c, d, ..." (built from the compiler's own tables).
+std::string json_schema_keywords_help();
+
 /// The grammar of `response_format: {"type": "json_object"}`: any JSON object (SGLang maps it to the
 /// schema {"type": "object"}).
 JsonGrammar json_object_grammar();

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "text/tokenizer.h"
+#include "tools/cli_checks.h"
 #include "tools/bench_runner.h"
 #include "tools/commands.h"
 #include "tools/http_client.h"
@@ -63,7 +64,7 @@ std::optional<double> fetch_accept_length(const std::string& base) {
 std::string detect_model(const std::string& base) {
   auto r = http::get(base + "/v1/models", http::auth_headers(), 30);
   if (r.status != 200) throw std::runtime_error(fmt::format("--model not given and GET {}/v1/models failed: {}", base,
-                                                            r.status ? fmt::format("HTTP {}", r.status) : r.error));
+                                                            http::describe_failure(r)));
   json j = json::parse(r.body, nullptr, false);
   if (!j.is_object() || !j.contains("data") || !j["data"].is_array() || j["data"].empty() || !j["data"][0].contains("id"))
     throw std::runtime_error(fmt::format("--model not given and {}/v1/models lists no model", base));
@@ -198,21 +199,22 @@ int bench_command(int argc, char** argv) {
   app.add_option("--backend", a.backend, "sglang | sglang-native | sglang-oai | sglang-oai-chat | vllm | vllm-chat | openai | openai-chat")
       ->capture_default_str();
   app.add_option("--host", a.host)->capture_default_str();
-  app.add_option("--port", a.port, "default: 30000 for sglang*, 8000 otherwise");
+  app.add_option("--port", a.port, "default: 30000 for sglang*, 8000 otherwise")->check(cli::in_range(0, 65535));
   app.add_option("--base-url", a.base_url, "e.g. http://127.0.0.1:30000 (overrides --host/--port)");
   app.add_option("--model", a.model, "model name sent in requests (default: first id of GET /v1/models)");
   app.add_option("--tokenizer", a.tokenizer, "model directory whose tokenizer.json counts tokens (default: built-in DeepSeek-V3.2)");
   app.add_option("--dataset-name", a.dataset_name, "random | random-ids | sharegpt")->capture_default_str();
   app.add_option("--dataset-path", a.dataset_path, "ShareGPT JSON file");
-  app.add_option("--random-input-len", a.random_input_len)->capture_default_str();
-  app.add_option("--random-output-len", a.random_output_len)->capture_default_str();
-  app.add_option("--random-range-ratio", a.random_range_ratio)->capture_default_str();
-  app.add_option("--sharegpt-output-len", a.sharegpt_output_len, "fixed output length for sharegpt (0 = the reply's length)");
-  app.add_option("--num-prompts", a.num_prompts)->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--max-concurrency", a.max_concurrency, "in-flight request cap (default: not set)")->check(CLI::PositiveNumber);
+  app.add_option("--random-input-len", a.random_input_len)->capture_default_str()->check(cli::at_least(1));
+  app.add_option("--random-output-len", a.random_output_len)->capture_default_str()->check(cli::at_least(1));
+  app.add_option("--random-range-ratio", a.random_range_ratio)->capture_default_str()->check(cli::in_range(0, 1, false));
+  app.add_option("--sharegpt-output-len", a.sharegpt_output_len, "fixed output length for sharegpt (0 = the reply's length)")
+      ->check(cli::at_least(0));
+  app.add_option("--num-prompts", a.num_prompts)->capture_default_str()->check(cli::at_least(1));
+  app.add_option("--max-concurrency", a.max_concurrency, "in-flight request cap (default: not set)")->check(cli::at_least(1));
   app.add_option("--request-rate", a.request_rate, "requests/s, Poisson arrivals; inf = all at once")->capture_default_str();
   app.add_option("--seed", a.seed)->capture_default_str();
-  app.add_option("--warmup-requests", a.warmup_requests)->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--warmup-requests", a.warmup_requests)->capture_default_str()->check(cli::at_least(0));
   app.add_flag("--disable-stream", a.disable_stream);
   app.add_flag("--disable-ignore-eos", a.disable_ignore_eos);
   app.add_flag("--disable-tqdm", a.disable_tqdm, "no progress bar");

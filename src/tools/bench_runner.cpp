@@ -39,7 +39,7 @@ RequestResult send_one(const RunConfig& cfg, const DatasetRow& row) {
         parser.finish();
       } else {
         r.success = false;
-        r.error = resp.status ? fmt::format("HTTP {}: {}", resp.status, resp.body) : resp.error;
+        r.error = http::describe_failure(resp);
       }
     } else {
       auto resp = http::post_json(cfg.url, body, headers, nullptr, cfg.timeout_s);
@@ -47,7 +47,7 @@ RequestResult send_one(const RunConfig& cfg, const DatasetRow& row) {
         parse_nonstream(cfg.api, resp.body, now_s(), r);
       } else {
         r.success = false;
-        r.error = resp.status ? fmt::format("HTTP {}: {}", resp.status, resp.body) : resp.error;
+        r.error = http::describe_failure(resp);
       }
     }
   } catch (const std::exception& e) {

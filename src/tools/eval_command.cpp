@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "text/tokenizer.h"
+#include "tools/cli_checks.h"
 #include "tools/bench_backends.h"
 #include "tools/commands.h"
 #include "tools/eval_gsm8k.h"
@@ -54,7 +55,7 @@ Generation generate(const Target& t, const std::string& prompt, int max_tokens, 
   Generation g;
   auto r = http::post_json(t.base + bench::api_path(t.api), p.dump(), http::auth_headers(), nullptr, 3600);
   if (r.status != 200) {
-    g.error = r.status ? fmt::format("HTTP {} from {}: {}", r.status, bench::api_path(t.api), r.body) : r.error;
+    g.error = r.status ? std::string(bench::api_path(t.api)) + ": " + http::describe_failure(r) : r.error;
     if (r.status == 400 && r.body.find("stop") != std::string::npos && !stop.empty())
       g.error += " -- the server refused the protocol's stop strings; the eval needs a server that supports `stop`";
     return g;
@@ -188,27 +189,27 @@ int eval_command(int argc, char** argv) {
   int port = 30000, parallel = 128;
   auto common = [&](CLI::App* s) {
     s->add_option("--host", host, "scheme://host (SGLang's convention)")->capture_default_str();
-    s->add_option("--port", port)->capture_default_str();
+    s->add_option("--port", port)->capture_default_str()->check(cli::in_range(1, 65535));
     s->add_option("--base-url", base_url, "overrides --host/--port");
     s->add_option("--backend", backend, "sglang (/generate) | sglang-oai (/v1/completions) | sglang-oai-chat (/v1/chat/completions)")
         ->capture_default_str();
     s->add_option("--model", model, "model field for the OpenAI routes")->capture_default_str();
-    s->add_option("--parallel", parallel, "concurrent requests")->capture_default_str()->check(CLI::PositiveNumber);
+    s->add_option("--parallel", parallel, "concurrent requests")->capture_default_str()->check(cli::at_least(1));
   };
   auto* g = app.add_subcommand("gsm8k", "few-shot GSM8K (sglang.test.few_shot_gsm8k)");
   int num_questions = 200, num_shots = 5, max_new_tokens = 512;
   std::string data_path;
   common(g);
-  g->add_option("--num-questions", num_questions)->capture_default_str()->check(CLI::PositiveNumber);
-  g->add_option("--num-shots", num_shots)->capture_default_str()->check(CLI::NonNegativeNumber);
-  g->add_option("--max-new-tokens", max_new_tokens)->capture_default_str()->check(CLI::PositiveNumber);
+  g->add_option("--num-questions", num_questions)->capture_default_str()->check(cli::at_least(1));
+  g->add_option("--num-shots", num_shots)->capture_default_str()->check(cli::at_least(0));
+  g->add_option("--max-new-tokens", max_new_tokens)->capture_default_str()->check(cli::at_least(1));
   g->add_option("--data-path", data_path, "GSM8K test.jsonl (default: ../shared/data/gsm8k/test.jsonl beside the repo)");
   auto* m = app.add_subcommand("mmlu", "5-shot MMLU (benchmark/mmlu/bench_sglang.py)");
   int nsub = 60, ntrain = 5;
   std::string data_dir = "data", result_file;
   common(m);
-  m->add_option("--nsub", nsub)->capture_default_str();
-  m->add_option("--ntrain,-k", ntrain)->capture_default_str()->check(CLI::NonNegativeNumber);
+  m->add_option("--nsub", nsub)->capture_default_str()->check(cli::at_least(1));
+  m->add_option("--ntrain,-k", ntrain)->capture_default_str()->check(cli::at_least(0));
   m->add_option("--data-dir,--data_dir", data_dir, "directory with dev/ and test/ CSVs")->capture_default_str();
   m->add_option("--tokenizer", tokenizer, "model directory for the 1536-token shot limit (default: built-in)");
   m->add_option("--result-file,--result_file", result_file, "JSONL file to append the result to");

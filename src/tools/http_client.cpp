@@ -97,6 +97,20 @@ std::vector<std::string> auth_headers() {
   return {};
 }
 
+std::string describe_failure(const Response& r) {
+  if (r.status == 0) return r.error;
+  std::string out = "HTTP " + std::to_string(r.status) + ": " + r.body;
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  if (r.status == 401) {
+    const char* key = std::getenv("OPENAI_API_KEY");
+    out += (key && *key) ? " (hint: the server refused the key in OPENAI_API_KEY, sent as 'Authorization: Bearer'; "
+                           "set it to the server's --api-key)"
+                         : " (hint: the server wants an API key; set OPENAI_API_KEY to its --api-key, sent as "
+                           "'Authorization: Bearer')";
+  }
+  return out;
+}
+
 Response post_json(const std::string& url, const std::string& body, const std::vector<std::string>& headers,
                    const LineCallback& on_line, long timeout_s) {
   global_init();

@@ -25,6 +25,11 @@ using LineCallback = std::function<void(const std::string& line)>;
 /// when that variable is set (bench_serving's convention), else nothing.
 std::vector<std::string> auth_headers();
 
+/// "HTTP <status>: <body>" for a failed response (or the transport error when no status came). A
+/// 401 gets a hint: the key is read from OPENAI_API_KEY (sent as `Authorization: Bearer`), and
+/// whether it was set.
+std::string describe_failure(const Response& r);
+
 /// POST `body` (Content-Type: application/json) to `url`. With `on_line`, a 200 body is delivered
 /// line by line; a final unterminated line is delivered at the end. `timeout_s` 0 = none.
 Response post_json(const std::string& url, const std::string& body, const std::vector<std::string>& headers,

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "tools/cli_checks.h"
 #include "tools/commands.h"
 #include "tools/make_model.h"
 
@@ -18,7 +19,7 @@ int make_model_command(int argc, char** argv) {
   app.add_option("--output", output, "output directory (created; replaced only if it holds a make-model checkpoint)")
       ->required();
   app.add_option("--index-topk", index_topk, "override the preset's index_topk (e.g. 2048 on the GPU machine)")
-      ->check(CLI::PositiveNumber);
+      ->check(cli::at_least(1));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

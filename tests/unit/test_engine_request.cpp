@@ -41,6 +41,22 @@ TEST(FitContext, SglangMessagesNameTheParameter) {
             "tokens in the input messages or the completion to fit within the limit. | param=max_tokens");
 }
 
+TEST(FitContext, WithoutALimitNameAHugeMaxTokensIsTheTotalCountMessage) {
+  // Completions and /generate (SGLang has "... is too large" on the chat route only).
+  auto c = ctx_with(10, false);
+  std::vector<int32_t> ids(4, 7);
+  try {
+    ds::fit_context(c, ids, 200000, "max_new_tokens", "text", "");
+    FAIL() << "no error";
+  } catch (const ds::ApiError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "Requested token count exceeds the model's maximum context length of 10 tokens. You requested a total of "
+              "200004 tokens: 4 tokens from the input messages and 200000 tokens for the completion. Please reduce the "
+              "number of tokens in the input messages or the completion to fit within the limit.");
+    EXPECT_EQ(e.param, "max_new_tokens");
+  }
+}
+
 TEST(FitContext, AutoTruncateKeepsTheFirstTokensAndRoomForOneMore) {
   auto c = ctx_with(10, true);
   std::vector<int32_t> ids;
