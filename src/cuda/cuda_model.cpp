@@ -39,6 +39,7 @@ struct StepBufs {
   float* xs;
   // MLA
   float *qr, *q, *ckv, *q_lat, *q_pe, *o_lat, *ao, *of;
+  float* qkv;  // [R, q_lora_rank + kv_lora_rank + rope]: the fused q_a + kv_a GEMM output
   // indexer
   float *k, *ks, *qi, *qis, *wraw, *wj;
   uint8_t *kq, *qiq;
@@ -98,6 +99,7 @@ struct CudaModel::Impl {
     b.qr = a.take<float>(R * c.q_lora_rank);
     b.q = a.take<float>(R * H * dq);
     b.ckv = a.take<float>(R * (C + dr));
+    b.qkv = a.take<float>(R * (c.q_lora_rank + C + dr));
     b.q_lat = a.take<float>(R * H * C);
     b.q_pe = a.take<float>(R * H * dr);
     b.o_lat = a.take<float>(R * H * C);
@@ -273,11 +275,21 @@ void CudaModel::Impl::enqueue(const CudaModel& M, const StepBufs& a, const StepS
     add_rmsnorm_bf16(li == 0 ? nullptr : a.f, a.resid, L.attn_norm, R, D, eps, a.xb, st);
     bf16_to_f32(a.xb, R * D, a.xf, st);
     // mla.cpp 4.3.1-2: q path.
-    linear(a.xf, R, L.q_a, a.qr, a, st);
-    rmsnorm_f32(a.qr, c.q_lora_rank, L.q_a_norm, R, c.q_lora_rank, eps, a.qr, c.q_lora_rank, true, st);
+    // q_a and kv_a read the same input: one GEMM over the stacked weight when the loader fused
+    // them (same bits per element), its column ranges then feed the two paths.
+    const int64_t QL = c.q_lora_rank, NQKV = QL + C + dr;
+    if (L.qkv_fused) {
+      linear(a.xf, R, L.q_a_kv_a, a.qkv, a, st);
+      rmsnorm_f32(a.qkv, NQKV, L.q_a_norm, R, QL, eps, a.qr, QL, true, st);
+      DS_CUDA_CHECK(cudaMemcpy2DAsync(a.ckv, size_t(C + dr) * 4, a.qkv + QL, size_t(NQKV) * 4, size_t(C + dr) * 4,
+                                      size_t(R), cudaMemcpyDeviceToDevice, st));
+    } else {
+      linear(a.xf, R, L.q_a, a.qr, a, st);
+      rmsnorm_f32(a.qr, QL, L.q_a_norm, R, QL, eps, a.qr, QL, true, st);
+    }
     linear(a.qr, R, L.q_b, a.q, a, st);
     // 4.3.3-6: latent (RMSNorm, FP8 round trip) and the shared rope key; RoPE on q_pe.
-    linear(a.xf, R, L.kv_a, a.ckv, a, st);
+    if (!L.qkv_fused) linear(a.xf, R, L.kv_a, a.ckv, a, st);
     rmsnorm_f32(a.ckv, C + dr, L.kv_a_norm, R, C, eps, a.ckv, C + dr, true, st);
     fp8_round_trip(a.ckv, C + dr, R, C, st);
     rope_apply(RopeView{a.ckv, RopeType::F32, R, 1, C + dr, 0, C}, a.pos, freqs, nf, RopeLayout::Interleaved, true, st);

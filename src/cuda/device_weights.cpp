@@ -91,6 +91,35 @@ struct DeviceWeights::Builder {
     L.dense = dense(v, rows, cols);
     return L;
   }
+  // Two FP8 matrices [rows1, cols] and [rows2, cols] stacked into one [rows1 + rows2, cols] weight
+  // (one data block, one scale block: rows1 % 128 == 0 keeps the scale rows aligned). Returns the
+  // stacked weight; `first` / `second` become views of its row ranges. Filled by fill_fp8.
+  LinearDev fp8_pair(int64_t rows1, int64_t rows2, int64_t cols, LinearDev& first, LinearDev& second) {
+    const int64_t kb = (cols + 127) / 128, sb1 = rows1 / 128 * kb, sb2 = (rows2 + 127) / 128 * kb;
+    uint8_t* d = take(size_t((rows1 + rows2) * cols));
+    float* sc = reinterpret_cast<float*>(take(size_t(sb1 + sb2) * 4));
+    LinearDev both;
+    both.fp8 = first.fp8 = second.fp8 = true;
+    both.f8 = Fp8WeightDev{d, sc, rows1 + rows2, cols};
+    first.f8 = Fp8WeightDev{d, sc, rows1, cols};
+    second.f8 = Fp8WeightDev{d ? d + rows1 * cols : nullptr, sc ? sc + sb1 : nullptr, rows2, cols};
+    return both;
+  }
+  // Fills an FP8 view made by fp8_pair from `v` (checkpoint) or randomly (dummy: the same seeds and
+  // values as linear() would give the matrix on its own).
+  void fill_fp8(const cpu::WeightView* v, const LinearDev& L) {
+    const int64_t rows = L.f8.rows, cols = L.f8.cols, sb = ((rows + 127) / 128) * ((cols + 127) / 128);
+    if (!base) return;
+    uint8_t* d = const_cast<uint8_t*>(L.f8.data);
+    float* sc = const_cast<float*>(L.f8.scale_inv);
+    if (v) {
+      upload(d, v->data, size_t(rows * cols));
+      upload(sc, v->scale_inv, size_t(sb) * 4);
+    } else {
+      fill_random_fp8(d, rows * cols, next_seed(), stream);
+      fill_random_f32(sc, sb, 0, 0.f, float(1.0 / (258.7 * std::sqrt(double(cols)))), stream);
+    }
+  }
   DenseWeightDev dense(const cpu::WeightView* v, int64_t rows, int64_t cols) {
     const bool bf16 = v ? v->dtype == DType::BF16 : true;
     if (v && v->dtype != DType::BF16 && v->dtype != DType::F32)
@@ -155,10 +184,21 @@ struct DeviceWeights::Builder {
     const int64_t D = c.hidden_size, H = c.num_attention_heads;
     o.attn_norm = norm_bf16(L ? &L->attn_norm : nullptr, D);
     o.ffn_norm = norm_bf16(L ? &L->ffn_norm : nullptr, D);
-    o.q_a = linear(L ? &L->q_a : nullptr, c.q_lora_rank, D);
+    // q_a and kv_a stacked into one FP8 weight when both are FP8 (one GEMM at run time); filled
+    // in the order of the unstacked path (q_a, q_b, kv_a), so dummy weights keep their values.
+    const int64_t kv_rows = c.kv_lora_rank + c.qk_rope_head_dim;
+    const bool q_fp8 = L ? L->q_a.fp8() : cfg.fp8, kv_fp8 = L ? L->kv_a.fp8() : cfg.fp8;
+    o.qkv_fused = q_fp8 && kv_fp8 && c.q_lora_rank % 128 == 0 && D % 128 == 0;
+    if (o.qkv_fused) {
+      o.q_a_kv_a = fp8_pair(c.q_lora_rank, kv_rows, D, o.q_a, o.kv_a);
+      fill_fp8(L ? &L->q_a : nullptr, o.q_a);
+    } else {
+      o.q_a = linear(L ? &L->q_a : nullptr, c.q_lora_rank, D);
+    }
     o.q_a_norm = vec_f32(L ? &L->q_a_norm : nullptr, c.q_lora_rank, 1.f);
     o.q_b = linear(L ? &L->q_b : nullptr, H * c.qk_head_dim(), c.q_lora_rank);
-    o.kv_a = linear(L ? &L->kv_a : nullptr, c.kv_lora_rank + c.qk_rope_head_dim, D);
+    if (o.qkv_fused) fill_fp8(L ? &L->kv_a : nullptr, o.kv_a);
+    else o.kv_a = linear(L ? &L->kv_a : nullptr, kv_rows, D);
     o.kv_a_norm = vec_f32(L ? &L->kv_a_norm : nullptr, c.kv_lora_rank, 1.f);
     o.w_uk = absorb(L ? &L->w_uk : nullptr, int(H), c.qk_nope_head_dim, c.kv_lora_rank);
     o.w_uv = absorb(L ? &L->w_uv : nullptr, int(H), c.v_head_dim, c.kv_lora_rank);

@@ -35,6 +35,12 @@ struct LayerDev {
   const uint16_t* attn_norm = nullptr;  // [hidden] BF16
   const uint16_t* ffn_norm = nullptr;   // [hidden] BF16
   LinearDev q_a, q_b, kv_a, o;
+  /// q_a and kv_a as one FP8 weight [q_lora_rank + kv_lora_rank + rope, hidden] (rows of q_a, then
+  /// kv_a; q_a and kv_a above are views of its row ranges) when both are FP8 and q_lora_rank % 128
+  /// == 0 (the 128 x 128 scale blocks stay aligned): the runner launches one GEMM for both
+  /// (per-element bits unchanged: they depend on K only). Otherwise qkv_fused = false.
+  LinearDev q_a_kv_a;
+  bool qkv_fused = false;
   const float* q_a_norm = nullptr;   // [q_lora_rank]
   const float* kv_a_norm = nullptr;  // [kv_lora_rank]
   AbsorbWeightDev w_uk, w_uv;        // BF16 values (official mode, spec 4.7)
