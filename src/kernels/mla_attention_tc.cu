@@ -1,23 +1,17 @@
 // Tensor-core sparse absorbed MLA (the fast path of mla_sparse_attention; see mla_attention.h and
 // docs/cuda.md). Shapes: C = 512 latent + dr = 64 rope (D = 576), heads in groups of 64.
 //
-// Two kernels: v2 (below, mla_sparse_tc2_kernel, the default: 16 warps, 127 registers) and the
-// first one, v1, kept until v2 has been measured on the device. v1 (this comment):
-// One CTA of 8 warps per (row, 64 heads); keys in tiles of 32 gathered through the slot list into
+// One CTA of 16 warps per (row, 64 heads); keys in tiles of 32 gathered through the slot list into
 // shared memory as BF16 (every cached value is BF16-exact: BF16 records trivially, FP8 records
-// because e4m3 x 2^k fits BF16), so one key tile serves all 64 heads (the MQA reuse).
-// Warp w = (head block hb = w % 4 of 16 heads, half = w / 4):
-//  - S = Q K^T with mma.sync m16n8k16 BF16 -> FP32: the warp computes its head block over dims
-//    [288 half, 288 half + 288); the two halves' partial sums meet in shared memory and are added in
-//    a fixed order (half 0 + half 1), so both warps of a pair hold bit-identical scores. Products of
-//    BF16 values are exact in FP32.
-//  - online softmax in FP32 per head row (quad butterflies give identical values on all lanes);
-//  - O += P V over its 256 channels, with P split as hi + lo BF16 (p - hi is exact in FP32 and lo
-//    keeps ~2^-17 relative), two MMAs per tile, so P V matches an FP32 P V to ~1e-6.
-// Key records are gathered with 16-byte cp.async into a raw staging buffer one tile ahead, so the
-// global gather of tile t + 1 overlaps the MMAs of tile t.
+// because e4m3 x 2^k fits BF16), so one key tile serves all 64 heads (the MQA reuse). S = Q K^T and
+// O += P V with mma.sync m16n8k16 BF16 -> FP32 (products of BF16 values are exact in FP32); online
+// softmax in FP32; P split as hi + lo BF16 (p - hi is exact in FP32 and lo keeps ~2^-17 relative), so
+// P V matches an FP32 P V to ~1e-6. Key records are gathered with 16-byte cp.async into a raw
+// staging buffer one tile ahead, so the global gather of tile t + 1 overlaps the MMAs of tile t.
 // Fragments come from ldmatrix (non-transposed for Q and K, transposed for V); shared rows are
 // padded to 584 BF16 (1168 B) so that 8 row addresses hit distinct banks.
+// (A first kernel, v1, with 8 warps of 254 registers, measured the same speed on the H200 and was
+// removed; git history has it.)
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
@@ -35,8 +29,6 @@ constexpr int kC = 512, kDr = 64, kD = 576;
 constexpr int kHeads = 64;     // heads per CTA
 constexpr int kTK = 32;        // keys per tile
 constexpr int kLd = 584;       // BF16 elements per shared row
-constexpr int kSxLd = 40;      // floats per partial-score row
-constexpr int kThreads = 256;
 constexpr int kStageSlot = 1152;  // staging bytes per key: the larger record (BF16)
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
@@ -69,223 +61,12 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
-// hi = bf16(a), bf16(b); lo = bf16(a - hi_a), bf16(b - hi_b).
-__device__ __forceinline__ void split_bf16(float a, float b, uint32_t& hi, uint32_t& lo) {
-  const __nv_bfloat16 ha = __float2bfloat16_rn(a), hb = __float2bfloat16_rn(b);
-  __nv_bfloat162 h2;
-  h2.x = ha, h2.y = hb;
-  hi = *reinterpret_cast<uint32_t*>(&h2);
-  lo = pack_bf16(a - __bfloat162float(ha), b - __bfloat162float(hb));
-}
-
 __device__ __forceinline__ float2 fp8x2(uint32_t two) {
   __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two & 0xffffu), __NV_E4M3);
   return __half22float2(*reinterpret_cast<__half2*>(&h));
 }
 
-__global__ void __launch_bounds__(kThreads, 1)
-mla_sparse_tc1_kernel(const float* __restrict__ q_lat, const float* __restrict__ q_pe, int H,
-                     const uint8_t* __restrict__ cache, bool fp8, int64_t sb, const int32_t* __restrict__ idx,
-                     const int32_t* __restrict__ nrow, int max_n, float scale, float* __restrict__ o_lat) {
-  extern __shared__ float4 smem4[];
-  __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem4);  // [64][kLd]
-  __nv_bfloat16* ks = qs + kHeads * kLd;                          // [kTK][kLd]
-  float* sx = reinterpret_cast<float*>(ks + kTK * kLd);           // [2][64][kSxLd]
-
-  const int64_t r = blockIdx.y;
-  const int h0 = blockIdx.x * kHeads;
-  const int n = nrow[r];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int hb = warp & 3, half = warp >> 2;
-  const int g = lane >> 2, t = lane & 3;
-  if (n <= 0) {
-    for (int i = tid; i < kHeads * kC; i += kThreads) o_lat[(r * H + h0) * kC + i] = 0.f;
-    return;
-  }
-  // Q -> BF16 shared rows (float4 reads, 4 values per thread step).
-  for (int i = tid; i < kHeads * (kD / 4); i += kThreads) {
-    const int h = i / (kD / 4), d = (i % (kD / 4)) * 4;
-    const float4 v = d < kC ? *reinterpret_cast<const float4*>(q_lat + (r * H + h0 + h) * kC + d)
-                            : *reinterpret_cast<const float4*>(q_pe + (r * H + h0 + h) * kDr + (d - kC));
-    uint2 w;
-    w.x = pack_bf16(v.x, v.y);
-    w.y = pack_bf16(v.z, v.w);
-    *reinterpret_cast<uint2*>(qs + h * kLd + d) = w;
-  }
-  float o[32][4];
-#pragma unroll
-  for (int j = 0; j < 32; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
-  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};  // rows g, g + 8 of the head block
-  const int32_t* idx_row = idx + r * int64_t(max_n);
-  const uint32_t qs_base = smem_u32(qs), ks_base = smem_u32(ks);
-
-  // Key records of the next tile are copied raw (16-byte cp.async, no registers) into a staging
-  // buffer while the current tile is computed; the conversion to BF16 rows happens after the wait.
-  uint8_t* stg = reinterpret_cast<uint8_t*>(sx + 2 * kHeads * kSxLd);  // [kTK][sb] bytes
-  const int cpk = int(sb / 16);
-  auto issue = [&](int t1) {
-    for (int i = tid; i < kTK * cpk; i += kThreads) {
-      const int k = i / cpk, c = i % cpk;
-      if (t1 + k < n) {
-        const uint8_t* src = cache + int64_t(idx_row[t1 + k]) * sb + c * 16;
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(stg + k * sb + c * 16)),
-                     "l"(__cvta_generic_to_global(src))
-                     : "memory");
-      }
-    }
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-  };
-  issue(0);
-
-  for (int t0 = 0; t0 < n; t0 += kTK) {
-    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-    __syncthreads();  // staging complete; the previous tile's readers of ks / sx are done
-    // Staging -> BF16 rows [latent 512 | rope 64] (zeros past n).
-    if (!fp8) {
-      for (int i = tid; i < kTK * (kD / 8); i += kThreads) {
-        const int k = i / (kD / 8), c = i % (kD / 8);
-        uint4 v = make_uint4(0u, 0u, 0u, 0u);
-        if (t0 + k < n) v = reinterpret_cast<const uint4*>(stg + k * sb)[c];
-        *reinterpret_cast<uint4*>(ks + k * kLd + c * 8) = v;
-      }
-    } else {
-      constexpr int kChunks = kC / 16 + kDr / 8;  // 32 latent chunks of 16 FP8, 8 rope chunks of 8 BF16
-      for (int i = tid; i < kTK * kChunks; i += kThreads) {
-        const int k = i / kChunks, c = i % kChunks;
-        const bool valid = t0 + k < n;
-        const uint8_t* rec = stg + k * sb;
-        if (c < kC / 16) {
-          uint4 lo = make_uint4(0u, 0u, 0u, 0u), hi = lo;
-          if (valid) {
-            const uint4 v = reinterpret_cast<const uint4*>(rec)[c];
-            const float s = reinterpret_cast<const float*>(rec + kC)[c / 8];
-            const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-            uint32_t out[8];
-#pragma unroll
-            for (int q = 0; q < 4; ++q) {
-              const float2 a = fp8x2(w[q]), b = fp8x2(w[q] >> 16);
-              out[2 * q] = pack_bf16(a.x * s, a.y * s);  // exact: e4m3 * 2^k is a BF16 value
-              out[2 * q + 1] = pack_bf16(b.x * s, b.y * s);
-            }
-            lo = make_uint4(out[0], out[1], out[2], out[3]);
-            hi = make_uint4(out[4], out[5], out[6], out[7]);
-          }
-          *reinterpret_cast<uint4*>(ks + k * kLd + c * 16) = lo;
-          *reinterpret_cast<uint4*>(ks + k * kLd + c * 16 + 8) = hi;
-        } else {
-          const int cp = c - kC / 16;
-          uint4 v = make_uint4(0u, 0u, 0u, 0u);
-          if (valid) v = reinterpret_cast<const uint4*>(rec + kC + 4 * (kC / 128))[cp];
-          *reinterpret_cast<uint4*>(ks + k * kLd + kC + cp * 8) = v;
-        }
-      }
-    }
-    __syncthreads();  // ks ready; staging free
-    if (t0 + kTK < n) issue(t0 + kTK);
-    // Partial S over this warp's half of the 576 dims: 16 heads x 32 keys.
-    float s[4][4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-#pragma unroll 2
-    for (int kk = half * (kD / 2); kk < (half + 1) * (kD / 2); kk += 16) {
-      uint32_t a0, a1, a2, a3;
-      {
-        const int row = hb * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, col = kk + (lane >> 4) * 8;
-        ldsm_x4(qs_base + uint32_t(row * kLd + col) * 2u, a0, a1, a2, a3);
-      }
-#pragma unroll
-      for (int jp = 0; jp < 2; ++jp) {  // key tiles 2jp, 2jp + 1
-        uint32_t b0, b1, b2, b3;
-        const int key = jp * 16 + (lane & 7) + (lane >> 4) * 8, col = kk + ((lane >> 3) & 1) * 8;
-        ldsm_x4(ks_base + uint32_t(key * kLd + col) * 2u, b0, b1, b2, b3);
-        mma_bf16(s[2 * jp], a0, a1, a2, a3, b0, b1);
-        mma_bf16(s[2 * jp + 1], a0, a1, a2, a3, b2, b3);
-      }
-    }
-    float* my_sx = sx + (half * kHeads + hb * 16) * kSxLd;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      *reinterpret_cast<float2*>(my_sx + g * kSxLd + 8 * j + 2 * t) = make_float2(s[j][0], s[j][1]);
-      *reinterpret_cast<float2*>(my_sx + (g + 8) * kSxLd + 8 * j + 2 * t) = make_float2(s[j][2], s[j][3]);
-    }
-    __syncthreads();
-    // Full scores (half 0 + half 1), online softmax of rows g and g + 8.
-    const float* s0 = sx + (hb * 16) * kSxLd;
-    const float* s1 = sx + (kHeads + hb * 16) * kSxLd;
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int row = g + (e >> 1) * 8, key = 8 * j + 2 * t + (e & 1);
-        const float v = (s0[row * kSxLd + key] + s1[row * kSxLd + key]) * scale;
-        s[j][e] = t0 + key < n ? v : -INFINITY;
-        mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
-      }
-    float alpha[2], sum[2] = {0.f, 0.f};
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-      const float m_new = fmaxf(m_run[i], mx[i]);  // finite: key t0 is valid
-      alpha[i] = expf(m_run[i] - m_new);
-      m_run[i] = m_new;
-    }
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[j][e] = expf(s[j][e] - m_run[e >> 1]);
-        sum[e >> 1] += s[j][e];
-      }
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 1);
-      sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 2);
-      l_run[i] = l_run[i] * alpha[i] + sum[i];
-    }
-#pragma unroll
-    for (int j = 0; j < 32; ++j) {
-      o[j][0] *= alpha[0], o[j][1] *= alpha[0];
-      o[j][2] *= alpha[1], o[j][3] *= alpha[1];
-    }
-    // P as A fragments (keys 16 kk2 .. 16 kk2 + 15), hi and lo.
-    uint32_t ph[2][4], pl[2][4];
-#pragma unroll
-    for (int kk2 = 0; kk2 < 2; ++kk2) {
-      split_bf16(s[2 * kk2][0], s[2 * kk2][1], ph[kk2][0], pl[kk2][0]);
-      split_bf16(s[2 * kk2][2], s[2 * kk2][3], ph[kk2][1], pl[kk2][1]);
-      split_bf16(s[2 * kk2 + 1][0], s[2 * kk2 + 1][1], ph[kk2][2], pl[kk2][2]);
-      split_bf16(s[2 * kk2 + 1][2], s[2 * kk2 + 1][3], ph[kk2][3], pl[kk2][3]);
-    }
-    // O += P V over channels [256 half, 256 half + 256).
-#pragma unroll
-    for (int kk2 = 0; kk2 < 2; ++kk2) {
-      const int key = kk2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-#pragma unroll
-      for (int jp = 0; jp < 16; ++jp) {
-        const int chan = half * 256 + jp * 16 + (lane >> 4) * 8;
-        uint32_t b0, b1, b2, b3;
-        ldsm_x4_t(ks_base + uint32_t(key * kLd + chan) * 2u, b0, b1, b2, b3);
-        mma_bf16(o[2 * jp], ph[kk2][0], ph[kk2][1], ph[kk2][2], ph[kk2][3], b0, b1);
-        mma_bf16(o[2 * jp], pl[kk2][0], pl[kk2][1], pl[kk2][2], pl[kk2][3], b0, b1);
-        mma_bf16(o[2 * jp + 1], ph[kk2][0], ph[kk2][1], ph[kk2][2], ph[kk2][3], b2, b3);
-        mma_bf16(o[2 * jp + 1], pl[kk2][0], pl[kk2][1], pl[kk2][2], pl[kk2][3], b2, b3);
-      }
-    }
-  }
-  const float inv0 = 1.0f / l_run[0], inv1 = 1.0f / l_run[1];
-  float* out0 = o_lat + (r * H + h0 + hb * 16 + g) * int64_t(kC) + half * 256;
-  float* out1 = out0 + 8 * int64_t(kC);
-#pragma unroll
-  for (int j = 0; j < 32; ++j) {
-    *reinterpret_cast<float2*>(out0 + 8 * j + 2 * t) = make_float2(o[j][0] * inv0, o[j][1] * inv0);
-    *reinterpret_cast<float2*>(out1 + 8 * j + 2 * t) = make_float2(o[j][2] * inv1, o[j][3] * inv1);
-  }
-}
-
-
-// ---- v2 (default): 16 warps, one softmax per head, 128 registers ----------------------------
+// ---- the kernel: 16 warps, one softmax per head, 128 registers ----------------------------------
 // One CTA of 16 warps per (row, 64 heads). Warp w: head block hb = w % 4 (16 heads), quarter
 // qd = w / 4. Per 32-key tile:
 //  1. gather (cp.async, one tile ahead) -> BF16 key rows (shared, same as v1);
@@ -295,21 +76,27 @@ mla_sparse_tc1_kernel(const float* __restrict__ q_lat, const float* __restrict__
 //     FP32, writes P as hi + lo BF16 rows and the rescale factor alpha per head;
 //  4. O += P V: warp (hb, qd) owns 16 heads x channels [128 qd, 128 qd + 128) (64 accumulator
 //     registers), P fragments by ldmatrix from the hi / lo rows.
-// Against v1 (8 warps, 254 registers): 4 warps per scheduler instead of 2 to hide ldmatrix / MMA /
-// barrier latency, the softmax (exp, max, sum) runs once per head instead of twice, and the O
-// rescale is spread over twice the threads. The MMA count (S + 2 x PV) and the key gather are the
-// same. Numerics: the same FP32 products and online softmax; only the order of the four partial
-// score sums differs from v1.
+// Against v1 (8 warps, 254 registers; removed): 4 warps per scheduler instead of 2, one softmax per
+// head instead of two. The slot indices are staged in shared memory (kIdxChunk per refill): an ncu
+// profile of the first version showed 11% of the warp samples waiting on the dependent per-key
+// index load in the gather; the record size is a template constant (no runtime division).
 constexpr int kThreads2 = 512;
 constexpr int kPartLd = 40;  // floats per partial-score row (float2 stores conflict-free per half warp)
 constexpr int kPLd = 40;     // BF16 per P row: 80 B, so the 8 rows of an ldmatrix hit distinct banks
+constexpr int kIdxChunk = 2048;  // slot indices staged in shared memory per refill (8 KB)
 constexpr size_t kSmem2 = size_t(kHeads + kTK) * kLd * 2 + size_t(4) * kHeads * kPartLd * 4 +
-                          size_t(2) * kHeads * kPLd * 2 + size_t(2) * kHeads * 4 + size_t(kTK) * kStageSlot;
+                          size_t(2) * kHeads * kPLd * 2 + size_t(2) * kHeads * 4 + size_t(kTK) * kStageSlot +
+                          size_t(kIdxChunk) * 4;
+// Record bytes per key: FP8 [C e4m3 | C/128 F32 scales | dr BF16] or BF16 [C + dr] (mla_slot_bytes).
+template <bool FP8>
+constexpr int kRecBytes = FP8 ? kC + 4 * (kC / 128) + 2 * kDr : 2 * (kC + kDr);
 
 // Staged raw records of keys t0.. -> BF16 rows [latent 512 | rope 64] of ks (zeros past n).
-__device__ __forceinline__ void stage_to_bf16(const uint8_t* stg, int64_t sb, bool fp8, int t0, int n,
-                                              __nv_bfloat16* ks, int tid, int nthreads) {
-  if (!fp8) {
+template <bool FP8>
+__device__ __forceinline__ void stage_to_bf16(const uint8_t* stg, int t0, int n, __nv_bfloat16* ks, int tid,
+                                              int nthreads) {
+  constexpr int sb = kRecBytes<FP8>;
+  if constexpr (!FP8) {
     for (int i = tid; i < kTK * (kD / 8); i += nthreads) {
       const int k = i / (kD / 8), c = i % (kD / 8);
       uint4 v = make_uint4(0u, 0u, 0u, 0u);
@@ -350,10 +137,12 @@ __device__ __forceinline__ void stage_to_bf16(const uint8_t* stg, int64_t sb, bo
   }
 }
 
+template <bool FP8>
 __global__ void __launch_bounds__(kThreads2, 1)
 mla_sparse_tc2_kernel(const float* __restrict__ q_lat, const float* __restrict__ q_pe, int H,
-                      const uint8_t* __restrict__ cache, bool fp8, int64_t sb, const int32_t* __restrict__ idx,
+                      const uint8_t* __restrict__ cache, const int32_t* __restrict__ idx,
                       const int32_t* __restrict__ nrow, int max_n, float scale, float* __restrict__ o_lat) {
+  constexpr int sb = kRecBytes<FP8>;
   extern __shared__ float4 smem4[];
   __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem4);        // [64][kLd]
   __nv_bfloat16* ks = qs + kHeads * kLd;                                // [kTK][kLd]
@@ -363,6 +152,7 @@ mla_sparse_tc2_kernel(const float* __restrict__ q_lat, const float* __restrict__
   float* alpha_s = reinterpret_cast<float*>(plo + kHeads * kPLd);       // [64]
   float* linv_s = alpha_s + kHeads;                                     // [64]
   uint8_t* stg = reinterpret_cast<uint8_t*>(linv_s + kHeads);           // [kTK][sb] bytes
+  int32_t* sidx = reinterpret_cast<int32_t*>(stg + kTK * kStageSlot);    // [kIdxChunk] slot indices
 
   const int64_t r = blockIdx.y;
   const int h0 = blockIdx.x * kHeads;
@@ -392,12 +182,21 @@ mla_sparse_tc2_kernel(const float* __restrict__ q_lat, const float* __restrict__
   const int32_t* idx_row = idx + r * int64_t(max_n);
   const uint32_t qs_base = smem_u32(qs), ks_base = smem_u32(ks), phi_base = smem_u32(phi), plo_base = smem_u32(plo);
 
-  const int cpk = int(sb / 16);
+  // The slot indices of keys [t1, t1 + kIdxChunk) are staged in shared memory (one global round
+  // trip per 2048 keys instead of one dependent load per key per tile in the gather below).
+  auto stage_idx = [&](int t1) {
+    for (int i = tid; i < kIdxChunk && t1 + i < n; i += kThreads2) sidx[i] = idx_row[t1 + i];
+  };
+  stage_idx(0);
+  __syncthreads();
+  constexpr int cpk = sb / 16;  // 16-byte pieces per record: 41 (FP8) or 72 (BF16)
   auto issue = [&](int t1) {
+    const int t1c = t1 % kIdxChunk;
+#pragma unroll 1
     for (int i = tid; i < kTK * cpk; i += kThreads2) {
-      const int k = i / cpk, c = i % cpk;
+      const int k = i / cpk, c = i - k * cpk;
       if (t1 + k < n) {
-        const uint8_t* src = cache + int64_t(idx_row[t1 + k]) * sb + c * 16;
+        const uint8_t* src = cache + int64_t(sidx[t1c + k]) * sb + c * 16;
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(stg + k * sb + c * 16)),
                      "l"(__cvta_generic_to_global(src))
                      : "memory");
@@ -410,7 +209,8 @@ mla_sparse_tc2_kernel(const float* __restrict__ q_lat, const float* __restrict__
   for (int t0 = 0; t0 < n; t0 += kTK) {
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
     __syncthreads();  // staging complete; the previous tile's readers of ks / part / P / alpha are done
-    stage_to_bf16(stg, sb, fp8, t0, n, ks, tid, kThreads2);
+    stage_to_bf16<FP8>(stg, t0, n, ks, tid, kThreads2);
+    if (t0 + kTK < n && (t0 + kTK) % kIdxChunk == 0) stage_idx(t0 + kTK);  // every gather of the chunk has been issued
     __syncthreads();  // ks ready; staging free
     if (t0 + kTK < n) issue(t0 + kTK);
     {  // 1. partial S of head block hb over dims [144 qd, 144 qd + 144): 16 heads x 32 keys.
@@ -515,35 +315,25 @@ mla_sparse_tc2_kernel(const float* __restrict__ q_lat, const float* __restrict__
 
 bool mla_sparse_tc_supported(int H, int C, int dr) { return C == kC && dr == kDr && H >= kHeads && H % kHeads == 0; }
 
-void mla_sparse_attention_tc_v1(const float* q_lat, const float* q_pe, int64_t R, int H, const uint8_t* cache,
-                             KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n, float scale, float* o_lat,
-                             cudaStream_t stream) {
-  const int64_t sb = mla_slot_bytes(dt, kC, kDr);
-  const size_t smem = size_t(kHeads + kTK) * kLd * 2 + size_t(2) * kHeads * kSxLd * 4 + size_t(kTK) * kStageSlot;
-  static std::atomic<bool> attr_set{false};
-  if (!attr_set.load()) {
-    DS_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_tc1_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    attr_set.store(true);
-  }
-  const dim3 grid(unsigned(H / kHeads), unsigned(R));
-  mla_sparse_tc1_kernel<<<grid, kThreads, smem, stream>>>(q_lat, q_pe, H, cache, dt == KvCacheDtype::FP8, sb, idx, n,
-                                                         max_n, scale, o_lat);
-  DS_CUDA_CHECK_LAUNCH("mla_sparse_tc1_kernel");
-}
-
 void mla_sparse_attention_tc(const float* q_lat, const float* q_pe, int64_t R, int H, const uint8_t* cache,
                              KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n, float scale, float* o_lat,
                              cudaStream_t stream) {
-  const int64_t sb = mla_slot_bytes(dt, kC, kDr);
+  static_assert(kRecBytes<true> == 656 && kRecBytes<false> == 1152, "record sizes of spec/model.md 8.1");
+  if (mla_slot_bytes(dt, kC, kDr) != (dt == KvCacheDtype::FP8 ? kRecBytes<true> : kRecBytes<false>))
+    throw std::invalid_argument("mla_sparse_attention: record size differs from the kernel's");
   static std::atomic<bool> attr_set{false};
-  if (!attr_set.load()) {
+  if (!attr_set.load()) {  // both forms at once, so a graph capture after one eager call sets nothing
     DS_CUDA_CHECK(
-        cudaFuncSetAttribute(mla_sparse_tc2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem2)));
+        cudaFuncSetAttribute(mla_sparse_tc2_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem2)));
+    DS_CUDA_CHECK(
+        cudaFuncSetAttribute(mla_sparse_tc2_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem2)));
     attr_set.store(true);
   }
   const dim3 grid(unsigned(H / kHeads), unsigned(R));
-  mla_sparse_tc2_kernel<<<grid, kThreads2, kSmem2, stream>>>(q_lat, q_pe, H, cache, dt == KvCacheDtype::FP8, sb, idx,
-                                                             n, max_n, scale, o_lat);
+  if (dt == KvCacheDtype::FP8)
+    mla_sparse_tc2_kernel<true><<<grid, kThreads2, kSmem2, stream>>>(q_lat, q_pe, H, cache, idx, n, max_n, scale, o_lat);
+  else
+    mla_sparse_tc2_kernel<false><<<grid, kThreads2, kSmem2, stream>>>(q_lat, q_pe, H, cache, idx, n, max_n, scale, o_lat);
   DS_CUDA_CHECK_LAUNCH("mla_sparse_tc2_kernel");
 }
 

@@ -13,17 +13,10 @@ namespace ds::cuda::detail {
 bool mla_sparse_tc_supported(int H, int C, int dr);
 
 /// Same contract as mla_sparse_attention, with q rounded to BF16 (official-mode q is BF16 already).
-/// Arguments are validated by the caller. The default kernel (v2: 16 warps per (row, 64 heads), one
-/// softmax per head, 64 accumulator registers per thread; see docs/cuda.md).
+/// Arguments are validated by the caller. 16 warps per (row, 64 heads), one softmax per head, 64
+/// accumulator registers per thread (docs/cuda.md).
 void mla_sparse_attention_tc(const float* q_lat, const float* q_pe, int64_t R, int H, const uint8_t* cache,
                              KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n, float scale, float* o_lat,
                              cudaStream_t stream);
-
-/// The first tensor-core kernel (v1: 8 warps per (row, 64 heads), 254 registers), same contract and
-/// the same numerics up to the order of the partial score sums. Kept so the GPU driver can compare
-/// both on the device (correctness and speed) until v2 has been measured.
-void mla_sparse_attention_tc_v1(const float* q_lat, const float* q_pe, int64_t R, int H, const uint8_t* cache,
-                                KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n, float scale,
-                                float* o_lat, cudaStream_t stream);
 
 }  // namespace ds::cuda::detail

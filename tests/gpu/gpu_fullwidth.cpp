@@ -7,21 +7,42 @@
 //      computes) against transformers: hidden states after the layer and logits of every row, and
 //      the indexer's top-k sets of every sparse row;
 //   B. the CPU engine in --numerics official;
-//   C. the CUDA runner (official mode; BF16 and FP8 MLA caches) against B, and against transformers.
+//   C. the CUDA runner (official mode; BF16 and FP8 MLA caches) against B (attention output, then the
+//      rest of the layer teacher-forced on the GPU's attention output, then the untied logits), and
+//      against transformers.
 // A pins the layer's math to transformers; C-vs-B pins the GPU to the CPU's official mode (whose
 // official-vs-exact difference is by construction: FP8 activation quantization, D23). Together they
 // pin the GPU layer. C-vs-transformers directly is the loose check that the issue names.
 //
 // Tolerances (derived before the run, D24):
-//  - kTight = 5e-4 normwise, for A (hidden and logits) and C-vs-B (logits). A: both sides FP32 on
-//    the same weights, different reduction orders; a length-n FP32 dot has a relative error ~sqrt(n) u
-//    (n <= 16384 here, u = 6e-8: 7.7e-6); ~10 chained GEMM/norm/softmax steps in the layer (x sqrt(10))
-//    and at most ~10x amplification by a random layer: 2.4e-4; margin 2x. C-vs-B: the kernels match
-//    their twins to FP32 rounding except the FP8 MMA block sums and SwiGLU's expf; measured at full
-//    width (bench tables, first H200 runs): gemm_fp8 BF16 outputs <= 1.7e-5, moe_experts <= 7.5e-5,
-//    sparse attention <= 4e-6; root-sum-square over the ~8 steps of the layer: ~1e-4, under 5e-4.
-//    Detects: a BF16 rounding exact mode must not do (2^-9 / sqrt(3) ~ 1e-3 on the rounded tensor), a
-//    wrong weight, layout, mask, slot or scale (>= 1e-2).
+//  - kTight = 5e-4 normwise, for A (hidden and logits) and for C-vs-B once both sides have the same
+//    attention output (below). A: both sides FP32 on the same weights, different reduction orders;
+//    a length-n FP32 dot has a relative error ~sqrt(n) u (n <= 16384 here, u = 6e-8: 7.7e-6); ~10
+//    chained GEMM/norm/softmax steps in the layer (x sqrt(10)) and at most ~10x amplification by a
+//    random layer: 2.4e-4; margin 2x. Detects: a BF16 rounding exact mode must not do (2^-9 / sqrt(3)
+//    ~ 1e-3 on the rounded tensor), a wrong weight, layout, mask, slot or scale (>= 1e-2).
+//  - C-vs-B is split at the attention output (before o_proj), where the GPU's tensor-core attention
+//    (FP32 accumulation in another order, P as hi + lo BF16; within 2e-5 of the FP32 twin, driver
+//    gpu_mla_attention) and the CPU's FP32 attention part by rounding noise only:
+//    (1) the attention output itself (BF16 values in official mode): a BF16 value moves by at most
+//        one ulp (<= 2^-7 relative) when its FP32 source moves by ~2e-5, so every dense row within
+//        kAttnRow = 2^-7 normwise (hard bound), and the dense rows together within kAttnAll = 1e-3:
+//        a flip happens where the FP32 value lies within 2e-5 of a rounding midpoint, probability
+//        ~2e-5 / 2^-8 = 0.5% per element, worth ~2^-8 / sqrt(3) each: ~1.6e-4 expected, 6x margin.
+//        A wrong key of 64 (1.6e-2), a wrong mask, scale, head or cache record fails it. Sparse rows
+//        may use a top-k set that differs by a near-tie key: counted up to max(2, 3%);
+//    (2) teacher forcing: the CPU official forward with the GPU's attention output put in its place
+//        (ForwardTrace::attn_override) against the GPU logits, at kTight with the flip allowance
+//        below: o_proj, residual, norms, router, experts and lm_head on equal inputs;
+//    (3) without teacher forcing, the logits are two computations whose FP8 rounding decisions
+//        decorrelate: the official mode quantizes 6 GEMM inputs to E4M3 (relative step q ~ 2^-4), a
+//        difference d at a quantizer input flips codes with probability ~d/q, each worth q, so the
+//        quantized vector moves by sqrt(d q) (1e-4 -> 2.5e-3 -> 1.2e-2 after two quantizers), and the
+//        router turns that into expert swaps (docs/numerics.md, oracle B). Two such computations are
+//        as far apart as two independent draws of the official-vs-exact noise: bar sqrt(2) x
+//        ||B - A|| per prompt (B = CPU official, A = CPU exact, both measured in this run).
+//    The first version of this driver held the untied logits to 5e-4 and failed (median row 4e-2,
+//    row 0 equal: a single key makes the attention exact); (1)-(3) localise the difference instead.
 //  - Discrete flips: a row whose routing differs (its 8th and 9th biased router scores within the
 //    noise) differs by O(0.1) in that row alone (one layer). Router scores near the top-8 threshold of
 //    256 are ~4e-3 apart; CUDA-vs-CPU noise on them is ~2.5e-5 (one BF16 ulp in a few inputs, x 0.02
@@ -66,6 +87,8 @@ constexpr double kTight = 5e-4;
 constexpr double kOutlier = 10 * kTight;
 constexpr double kEpsGap = 1e-3;
 constexpr double kLoose = 0.5;
+constexpr double kAttnRow = 1.0 / 128;  // one BF16 ulp (<= 2^-7 relative) on every element of a row
+constexpr double kAttnAll = 1e-3;       // dense rows together (expected ~1.6e-4, derivation above)
 constexpr int kPage = 64;
 
 /// The oracle fixture (scripts/reference/oracle_common.py Fixture: NAME.json + NAME.bin FP32).
@@ -193,6 +216,61 @@ void loose(const std::string& what, const float* a, const float* ref, int rows, 
   g_table.push_back(buf);
 }
 
+/// The attention output (BF16 values) of the GPU against the CPU's: dense rows (p < topk) each
+/// within kAttnRow and together within kAttnAll; sparse rows beyond kAttnRow (a near-tie key of the
+/// top-k set) counted, up to max(2, 3%).
+void attention_check(const std::string& what, const float* a, const float* ref, int rows, int width, int sparse_from) {
+  int bad_dense = 0, bad_sparse = 0, rows_sparse = 0;
+  int64_t differ = 0;
+  double worst_dense = 0, num = 0, den = 0, num_d = 0, den_d = 0;
+  for (int r = 0; r < rows; ++r) {
+    double rn = 0, rd = 0;
+    for (int i = 0; i < width; ++i) {
+      const double x = a[size_t(r) * width + i], y = ref[size_t(r) * width + i];
+      const double d = std::isfinite(x) ? x - y : INFINITY;
+      differ += d != 0;
+      rn += d * d;
+      rd += y * y;
+    }
+    num += rn;
+    den += rd;
+    const double e = std::sqrt(rn / std::max(rd, 1e-300));
+    if (r >= sparse_from) {
+      ++rows_sparse;
+      bad_sparse += !(e <= kAttnRow);
+    } else {
+      num_d += rn;
+      den_d += rd;
+      worst_dense = std::max(worst_dense, e);
+      bad_dense += !(e <= kAttnRow);
+    }
+  }
+  const double all = std::sqrt(num / std::max(den, 1e-300)), dense = std::sqrt(num_d / std::max(den_d, 1e-300));
+  const bool ok = bad_dense == 0 && dense <= kAttnAll && bad_sparse <= std::max(2, rows_sparse * 3 / 100);
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "%s: dense %.2e <= 1e-3, rows <= 2^-7 (worst %.2e), %d sparse rows beyond",
+                what.c_str(), dense, worst_dense, bad_sparse);
+  check(ok, buf);
+  std::printf("RESULT %s: normwise %.3e, elements that differ %lld of %lld (%.3f%%), dense rows beyond %d, "
+              "sparse rows beyond %d of %d\n",
+              what.c_str(), all, (long long)differ, (long long)rows * width,
+              100.0 * double(differ) / (double(rows) * width), bad_dense, bad_sparse, rows_sparse);
+  std::snprintf(buf, sizeof buf, "| %s | %d | %.2e (dense rows) | %.2e (worst dense row) | %.2e | %d / %d | - | 1e-3; 2^-7 per row | %s |",
+                what.c_str(), rows, dense, worst_dense, all, bad_dense + bad_sparse, bad_sparse, ok ? "PASS" : "FAIL");
+  g_table.push_back(buf);
+}
+
+/// Untied official-mode logits: normwise over all rows <= bar (sqrt(2) x ||official - exact||).
+void decorrelated(const std::string& what, const float* a, const float* ref, int rows, int width, double bar) {
+  const RowStats s = row_stats(a, ref, rows, width, rows, {});
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "%s: normwise %.3e <= %.3e (sqrt 2 x official-vs-exact)", what.c_str(), s.all, bar);
+  check(s.all <= bar, buf);
+  std::snprintf(buf, sizeof buf, "| %s | %d | - | %.2e | %.2e | - | - | %.2e | %s |", what.c_str(), s.rows, s.median,
+                s.all, bar, s.all <= bar ? "PASS" : "FAIL");
+  g_table.push_back(buf);
+}
+
 ds::Segment private_seg(ds::SequenceCache* c, const std::vector<int32_t>& toks) {
   ds::Segment s;
   s.cache = c;
@@ -270,21 +348,29 @@ int main(int argc, char** argv) {
         tight("cpu exact vs hf logits " + tag(i), exact_logits[i].data(), logits.data(), T, V, topk, exclude);
       }
     }
-    // B. CPU official.
+    // B. CPU official (kept loaded: C teacher-forces it with the GPU's attention output).
+    auto official = ds::DeepseekV32::load(ckpt, ds::Numerics::Official);
+    std::vector<std::vector<float>> official_attn(P);
+    std::vector<double> official_vs_exact(P);
     {
-      auto m = ds::DeepseekV32::load(ckpt, ds::Numerics::Official);
+      ds::DeepseekV32* m = official.get();
       for (size_t i = 0; i < P; ++i) {
         auto cache = m->new_cache();
         ds::BatchPlan plan;
         plan.segments.push_back(private_seg(cache.get(), prompts[i]));
+        ds::ForwardTrace trace;
+        m->set_trace(&trace);
         const auto t0 = std::chrono::steady_clock::now();
         official_logits[i] = m->forward(plan).data;
+        m->set_trace(nullptr);
+        official_attn[i] = trace.attn.at(0);
         std::printf("RESULT cpu official forward %s: %.1f s\n", tag(i).c_str(), seconds_since(t0));
         const int T = int(prompts[i].size());
         loose("cpu official vs hf logits " + tag(i), official_logits[i].data(),
               fx.array("p" + std::to_string(i) + ".logits").data(), T, V, false);
         loose("cpu official vs cpu exact logits " + tag(i), official_logits[i].data(), exact_logits[i].data(), T, V,
               false);
+        official_vs_exact[i] = row_stats(official_logits[i].data(), exact_logits[i].data(), T, V, T, {}).all;
       }
     }
     // C. CUDA official (BF16 and FP8 MLA caches) vs B and vs transformers.
@@ -312,13 +398,34 @@ int main(int argc, char** argv) {
         for (int k = 0; k < (T + kPage - 1) / kPage; ++k) s.page_table.push_back(next_page++);
         ds::BatchPlan plan;
         plan.segments.push_back(s);
+        ds::cuda::CudaModel::LayerCapture cap;
+        gpu.set_layer_capture(&cap);
         t0 = std::chrono::steady_clock::now();
         const ds::Logits g = gpu.forward(plan);
-        std::printf("RESULT cuda %s forward %s: %.3f s (host time incl. logits copy)\n", kvs.c_str(), tag(i).c_str(),
-                    seconds_since(t0));
+        gpu.set_layer_capture(nullptr);
+        std::printf("RESULT cuda %s forward %s: %.3f s (host time incl. logits copy, per-layer capture)\n",
+                    kvs.c_str(), tag(i).c_str(), seconds_since(t0));
         if (g.data.size() != official_logits[i].size()) throw std::runtime_error("cuda logits have the wrong size");
-        tight("cuda " + kvs + " vs cpu official logits " + tag(i), g.data.data(), official_logits[i].data(), T, V,
-              topk);
+        if (cap.attn.size() != 1 || cap.attn[0].size() != official_attn[i].size())
+          throw std::runtime_error("cuda layer capture has the wrong size");
+        // (1) the attention output, (2) the rest of the layer on the GPU's attention output, (3) untied.
+        const int aw = int(official_attn[i].size() / size_t(T));
+        attention_check("cuda " + kvs + " vs cpu official attention output " + tag(i), cap.attn[0].data(),
+                        official_attn[i].data(), T, aw, topk);
+        {
+          auto cache = official->new_cache();
+          ds::BatchPlan cplan;
+          cplan.segments.push_back(private_seg(cache.get(), prompts[i]));
+          ds::ForwardTrace forced;
+          forced.attn_override = {cap.attn[0]};
+          official->set_trace(&forced);
+          const std::vector<float> tf = official->forward(cplan).data;
+          official->set_trace(nullptr);
+          tight("cuda " + kvs + " vs cpu official logits, teacher-forced attention " + tag(i), g.data.data(),
+                tf.data(), T, V, topk);
+        }
+        decorrelated("cuda " + kvs + " vs cpu official logits, untied " + tag(i), g.data.data(),
+                     official_logits[i].data(), T, V, std::sqrt(2.0) * official_vs_exact[i]);
         loose("cuda " + kvs + " vs hf logits " + tag(i), g.data.data(),
               fx.array("p" + std::to_string(i) + ".logits").data(), T, V, true);
       }

@@ -16,8 +16,8 @@
 //   so ~1e-6 on o. A wrong key, mask, scale or head gives > 1e-2.
 // - The same keys through the FP8 and the BF16 cache give bit-identical o_lat (lossless record).
 // - Full-width shapes run the tensor-core path (BF16 mma, exact products, FP32 accumulation, P as
-//   hi + lo BF16: ~2^-17 relative per weight), the previous tensor-core kernel (v1, kept for the
-//   side-by-side check and timing) and the FP32 path; all must meet the 2e-5 bound.
+//   hi + lo BF16: ~2^-17 relative per weight) and the FP32 path; both must meet the 2e-5 bound.
+//   Rows of 5000 / 2049 keys cover the kernel's refill of its staged slot indices (2048 at a time).
 // - mla_absorb_q / mla_absorb_out vs the loops of ds::mla_attend: unrounded normwise <= 1e-5 (FP32
 //   sums of 128 / 512 terms in another order, with or without FMA contraction: expected ~1e-6
 //   relative, 2^-24 * sqrt(n / 2)); BF16-rounded outputs within 1 BF16 ulp
@@ -27,7 +27,7 @@
 // 16-byte multiples), full width H = 128, C = 512, dr = 64 with decode batch 1/8/64 over top-k 2048
 // of 32768 slots and prefill 1024 rows attending to all causal keys (CPU twin on every 31st row).
 // Speed: decode time and TFLOP/s (2 H n (576 + 512) per row, FlashMLA's count) vs FlashMLA's 187 us
-// for batch 64 x s_q 2 = 128 rows in spec/benchmarks.md; at 128 rows also the v1 kernel, and a RESULT
+// for batch 64 x s_q 2 = 128 rows in spec/benchmarks.md; at 128 rows also the FP32 path, and a RESULT
 // line saying whether the FP8 rate meets the issue's minimum (half of FlashMLA's 390 TFLOP/s).
 //
 // Usage: gpu_mla_attention [--no-bench]. Prints CHECK/RESULT lines and a table; exit 0 iff all pass.
@@ -226,20 +226,15 @@ void attention_case(const AttnCase& c, uint64_t seed) {
   DevBuf<float> d_rows(d.rows), d_ql(d.q_lat), d_qp(d.q_pe), d_o(size_t(c.R * H * C));
   DevBuf<int32_t> d_slots(slots), d_idx(d.idx), d_n(c.n);
   // outs: [0] default path BF16 cache, [1] default path FP8 cache, and only where the default path
-  // is the tensor-core kernel (C 512, dr 64, H % 64 == 0): [2] FP32 path BF16 cache, [3] the v1
-  // tensor-core kernel (mla_attention_tc.h) BF16 cache.
+  // is the tensor-core kernel (C 512, dr 64, H % 64 == 0): [2] FP32 path BF16 cache.
   const bool tc = C == 512 && dr == 64 && H % 64 == 0;
   std::vector<std::vector<float>> outs;
-  for (int run = 0; run < (tc ? 4 : 2); ++run) {
+  for (int run = 0; run < (tc ? 3 : 2); ++run) {
     const KvCacheDtype dt = run == 1 ? KvCacheDtype::FP8 : KvCacheDtype::BF16;
     DevBuf<uint8_t> cache(size_t(c.L * ds::cuda::mla_slot_bytes(dt, C, dr)));
     ds::cuda::mla_cache_store(d_rows.p, c.L, C, dr, d_slots.p, dt, cache.p, nullptr);
     d_o.poison();
-    if (run == 3)
-      ds::cuda::detail::mla_sparse_attention_tc_v1(d_ql.p, d_qp.p, c.R, H, cache.p, dt, d_idx.p, d_n.p, c.max_n, kScale,
-                                                   d_o.p, nullptr);
-    else
-      (run == 2 ? ds::cuda::mla_sparse_attention_fp32 : ds::cuda::mla_sparse_attention)(
+    (run == 2 ? ds::cuda::mla_sparse_attention_fp32 : ds::cuda::mla_sparse_attention)(
           d_ql.p, d_qp.p, c.R, H, C, dr, cache.p, dt, d_idx.p, d_n.p, c.max_n, kScale, d_o.p, nullptr);
     DS_CUDA_CHECK(cudaDeviceSynchronize());
     outs.push_back(d_o.download());
@@ -254,14 +249,13 @@ void attention_case(const AttnCase& c, uint64_t seed) {
     ds::cpu::mqa_attention(d.q_lat.data() + r * H * C, d.q_pe.data() + r * H * dr, H, C, dr, latent.data(), kpe.data(),
                            d.idx.data() + r * c.max_n, c.n[size_t(r)], kScale, ref.data() + i * H * C);
   });
-  for (size_t k : {size_t(0), size_t(2), size_t(3)}) {  // default path, FP32 path, v1 tensor-core kernel
+  for (size_t k : {size_t(0), size_t(2)}) {  // default path, FP32 path
     if (k >= outs.size()) continue;
     std::vector<float> got(ref.size());
     for (size_t i = 0; i < rows_chk.size(); ++i)
       std::copy_n(outs[k].data() + rows_chk[i] * H * C, H * C, got.data() + i * H * C);
     const double e = normwise(got, ref);
-    const std::string path = k == 3   ? "tensor-core v1 kernel"
-                             : k == 2 ? "fp32 path"
+    const std::string path = k == 2 ? "fp32 path"
                              : tc     ? "tensor-core path"
                                       : "fp32 path (default)";
     std::printf("RESULT mla_attention %s %s normwise %.3g (%zu rows vs twin)\n", c.label.c_str(), path.c_str(), e,
@@ -380,19 +374,13 @@ void bench(const std::vector<std::pair<std::string, AttnCase>>& cases) {
     DevBuf<int32_t> d_slots(slots), d_idx(d.idx), d_n(c.n);
     double flop = 0;
     for (int64_t r = 0; r < c.R; ++r) flop += 2.0 * c.H * c.n[size_t(r)] * (576 + 512);
-    // Runs: default tensor-core kernel FP8, BF16; at 128 rows also the FP32 path (BF16) and the v1
-    // tensor-core kernel (FP8, BF16) for the side-by-side comparison.
-    for (int run = 0; run < (c.R == 128 ? 5 : 2); ++run) {
-      const KvCacheDtype dt = run == 0 || run == 3 ? KvCacheDtype::FP8 : KvCacheDtype::BF16;
+    // Runs: default tensor-core kernel FP8, BF16; at 128 rows also the FP32 path (BF16).
+    for (int run = 0; run < (c.R == 128 ? 3 : 2); ++run) {
+      const KvCacheDtype dt = run == 0 ? KvCacheDtype::FP8 : KvCacheDtype::BF16;
       DevBuf<uint8_t> cache(size_t(c.L * ds::cuda::mla_slot_bytes(dt, c.C, c.dr)));
       ds::cuda::mla_cache_store(d_rows.p, c.L, c.C, c.dr, d_slots.p, dt, cache.p, nullptr);
       DS_CUDA_CHECK(cudaDeviceSynchronize());
       auto fn = run == 2 ? ds::cuda::mla_sparse_attention_fp32 : ds::cuda::mla_sparse_attention;
-      if (run >= 3)
-        fn = [](const float* ql, const float* qp, int64_t R, int H, int, int, const uint8_t* cache, KvCacheDtype dt,
-                const int32_t* idx, const int32_t* n, int max_n, float scale, float* o, cudaStream_t st) {
-          ds::cuda::detail::mla_sparse_attention_tc_v1(ql, qp, R, H, cache, dt, idx, n, max_n, scale, o, st);
-        };
       fn(d_ql.p, d_qp.p, c.R, c.H, c.C, c.dr, cache.p, dt, d_idx.p, d_n.p, c.max_n, kScale, d_o.p, nullptr);  // eager
       DS_CUDA_CHECK(cudaDeviceSynchronize());
       const double us = time_us(
@@ -402,7 +390,7 @@ void bench(const std::vector<std::pair<std::string, AttnCase>>& cases) {
           1);
       const double tf = flop / (us * 1e-6) / 1e12;
       std::printf("| %s | %s%s | %.1f | %.1f | %.1f%% |\n", name.c_str(), dt == KvCacheDtype::FP8 ? "fp8" : "bf16",
-                  run == 2 ? " (fp32 path)" : run >= 3 ? " (tc v1 kernel)" : "", us, tf, 100 * tf / 390.0);
+                  run == 2 ? " (fp32 path)" : "", us, tf, 100 * tf / 390.0);
       if (c.R == 128 && run == 0)
         std::printf("RESULT sparse MLA decode 128 rows fp8: %.1f TFLOP/s, %s the issue's minimum (195 TFLOP/s)\n", tf,
                     tf >= 195.0 ? "meets" : "BELOW");
@@ -433,6 +421,13 @@ int main(int argc, char** argv) {
       c.n = {1, 31, 32, 33, 700, 2047, 2048, 1500};
       c.qmag = 3.0f;
       attention_case(c, 30);
+    }
+    {
+      // More keys than the kernel stages slot indices for at once (2048): the refill path.
+      AttnCase c = decode_case(3, 5000);
+      c.label = "long rows n=5000/2049/2048 H=128 C=512 dr=64 (slot-index refill)";
+      c.n = {5000, 2049, 2048};
+      attention_case(c, 32);
     }
     {
       AttnCase c{"prefill 1024 rows all causal H=128 C=512 dr=64", 1024, 128, 512, 64, 1024, {}, 1024, 1.0f, 31, true};
