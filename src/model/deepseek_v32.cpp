@@ -160,16 +160,25 @@ Logits DeepseekV32::forward(const BatchPlan& plan, ForwardHidden* hidden) {
     trace_->index_sets.assign(size_t(c.num_hidden_layers), std::vector<std::vector<int32_t>>(size_t(R)));
     trace_->index_scores.assign(size_t(c.num_hidden_layers), std::vector<std::vector<float>>(size_t(R)));
   }
+  auto rec = [&](int l, const char* name, const std::vector<float>& v) {  // ForwardTrace::record_ops
+    if (float* t = trace_op(rows, l, name, v.size())) std::copy(v.begin(), v.end(), t);
+  };
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& L = m.w.layers[size_t(l)];
     for (int64_t r = 0; r < R; ++r)
       cpu::add_rmsnorm(l == 0 ? nullptr : f.data() + r * D, resid.data() + r * D, L.attn_norm.data(), D, eps,
                        x.data() + r * D, m.official);
+    rec(l, "resid_in", resid);
+    rec(l, "attn_in", x);
     mla_forward(m, l, rows, x.data(), o.data());
+    rec(l, "wo", o);
     for (int64_t r = 0; r < R; ++r)
       cpu::add_rmsnorm(o.data() + r * D, resid.data() + r * D, L.ffn_norm.data(), D, eps, x.data() + r * D,
                        m.official);
+    rec(l, "resid_attn", resid);
+    rec(l, "ffn_in", x);
     ffn_forward(m, L, x.data(), R, f.data());
+    rec(l, "ffn_out", f);
     if (trace_) {
       std::vector<float>& hl = trace_->hidden[size_t(l)];
       hl.resize(size_t(R * D));

@@ -16,10 +16,12 @@ namespace ds {
 namespace {
 
 // Official mode: Hadamard (BF16 out) then FP8 quantization of one 128-vector; returns the scale.
-float rotate_and_quantize(const ModelCore& m, float* v, int D) {
+// `had` (optional, ForwardTrace::record_ops) receives the Hadamard output.
+float rotate_and_quantize(const ModelCore& m, float* v, int D, float* had = nullptr) {
   if (!m.official) return 1.0f;
   cpu::hadamard_transform(v, D, 1.0f / std::sqrt(float(D)));
   for (int i = 0; i < D; ++i) v[i] = round_bf16(v[i]);
+  if (had) std::copy(v, v + D, had);
   float s;
   cpu::act_quant(v, 1, D, v, &s);
   return s;
@@ -39,12 +41,15 @@ void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const 
   // 5.2 steps 3-8: keys k_I = Hadamard(RoPE(LayerNorm(wk x))) -> FP8, appended to the cache.
   std::vector<float> k(size_t(R * D)), ks(static_cast<size_t>(R));
   cpu::gemm(a, R, L.idx_wk, k.data(), m.lin(L.idx_wk));
+  float* t_khad = trace_op(rows, layer, "idx_k_had", size_t(R * D));
   for (int64_t r = 0; r < R; ++r) {
     float* kr = k.data() + r * D;
     cpu::layernorm(kr, L.idx_k_norm_w.data(), L.idx_k_norm_b.data(), D, eps, kr, m.official);
     cpu::rope_half_split(kr, rows.cos.data() + r * nf, rows.sin.data() + r * nf, nf, m.official);
-    ks[size_t(r)] = rotate_and_quantize(m, kr, D);
+    ks[size_t(r)] = rotate_and_quantize(m, kr, D, t_khad ? t_khad + r * D : nullptr);
   }
+  if (float* t = trace_op(rows, layer, "idx_k_fp8", k.size())) std::copy(k.begin(), k.end(), t);
+  if (float* t = trace_op(rows, layer, "idx_k_scale", ks.size())) std::copy(ks.begin(), ks.end(), t);
   for (int64_t r = 0; r < R; ++r) {
     const KvView& kv = rows.kv[size_t(rows.seg[r])];
     KvLayer& cl = (*kv.layers)[size_t(layer)];
@@ -63,6 +68,10 @@ void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const 
   cpu::gemm(a, R, L.idx_weights_proj, w.data(), cpu::GemmOptions{false, false});  // FP32 (Nov demo)
   const float head_scale = 1.0f / std::sqrt(float(Hi));
   const float dim_scale = 1.0f / std::sqrt(float(D));
+  float* t_qhad = trace_op(rows, layer, "idx_q_had", q.size());
+  float* t_qfp8 = trace_op(rows, layer, "idx_q_fp8", q.size());
+  float* t_qs = trace_op(rows, layer, "idx_q_scale", w.size());
+  float* t_w = trace_op(rows, layer, "idx_w", w.size());
   cpu::parallel_for(R, [&](int64_t r) {
     const int32_t pos = rows.pos[r];
     if (pos + 1 <= c.index_topk) return;
@@ -72,8 +81,14 @@ void indexer_forward(const ModelCore& m, int layer, const StepRows& rows, const 
     for (int j = 0; j < Hi; ++j) {
       float* qj = qrow + int64_t(j) * D;
       cpu::rope_half_split(qj, rows.cos.data() + r * nf, rows.sin.data() + r * nf, nf, m.official);
-      const float q_scale = rotate_and_quantize(m, qj, D);
-      wj[size_t(j)] = w[size_t(r * Hi + j)] * head_scale * q_scale * dim_scale;
+      const int64_t hj = r * Hi + j;
+      const float q_scale = rotate_and_quantize(m, qj, D, t_qhad ? t_qhad + hj * D : nullptr);
+      wj[size_t(j)] = w[size_t(hj)] * head_scale * q_scale * dim_scale;
+      if (t_qfp8) {
+        std::copy(qj, qj + D, t_qfp8 + hj * D);
+        t_qs[hj] = q_scale;
+        t_w[hj] = wj[size_t(j)];
+      }
     }
     const KvView& kv = rows.kv[size_t(rows.seg[r])];
     const KvLayer& cl = (*kv.layers)[size_t(layer)];

@@ -11,6 +11,7 @@
 //    the demo's einsum roundings: scores = R(R(R(q~ . c) + R(q_pe . k_pe)) * softmax_scale), p R.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -45,6 +46,14 @@ void mla_demo_attention(const ModelCore& m, int layer, const StepRows& rows, con
   const bool b16 = tr.demo_bf16_scores;
   auto R = [b16](float x) { return b16 ? round_bf16(x) : x; };
   if (!m.official) throw std::invalid_argument("demo attention emulation covers official numerics only");
+  // ForwardTrace::record_ops: kv_b per key position, scores / probs [R, H, T] (NaN = not attended).
+  int64_t T = 0;
+  for (int64_t r = 0; r < rows.R; ++r) T = std::max<int64_t>(T, int64_t(rows.pos[size_t(r)]) + 1);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  float* t_kvb = trace_op(rows, layer, "kv_b", size_t(rows.R * hx));
+  float* t_raw = trace_op(rows, layer, "scores_raw", size_t(rows.R * H * T), nan);
+  float* t_sc = trace_op(rows, layer, "scores", size_t(rows.R * H * T), nan);
+  float* t_pr = trace_op(rows, layer, "probs", size_t(rows.R * H * T), nan);
   for (size_t s = 0; s + 1 < rows.seg_begin.size(); ++s) {
     const KvView& kv = rows.kv[s];
     if (kv.pages) throw std::invalid_argument("demo attention emulation: private caches only");
@@ -57,6 +66,7 @@ void mla_demo_attention(const ModelCore& m, int layer, const StepRows& rows, con
     if (prefill) {
       kvx.resize(size_t(n_keys * hx));
       cpu::gemm(cl.latent.data(), n_keys, L.kv_b, kvx.data(), m.lin(L.kv_b));
+      if (t_kvb && rows.pos[size_t(r0)] == 0) std::copy(kvx.begin(), kvx.end(), t_kvb + r0 * hx);
     }
     cpu::parallel_for(r1 - r0, [&](int64_t i) {
       const int64_t r = r0 + i;
@@ -64,18 +74,34 @@ void mla_demo_attention(const ModelCore& m, int layer, const StepRows& rows, con
       if (idx.empty())
         for (int32_t p = 0; p <= rows.pos[size_t(r)]; ++p) idx.push_back(p);
       const int n = int(idx.size());
-      std::vector<float> sc(static_cast<size_t>(n)), ql(static_cast<size_t>(C)), ol(static_cast<size_t>(C));
+      std::vector<float> sc(static_cast<size_t>(n)), raw(static_cast<size_t>(n)), ql(static_cast<size_t>(C)),
+          ol(static_cast<size_t>(C));
       for (int h = 0; h < H; ++h) {
         const float* qh = q + (r * H + h) * dq;
         float* out = o + r * int64_t(H) * dv + int64_t(h) * dv;
+        const int64_t tb = (r * H + h) * T;  // trace row of (r, h)
+        auto record = [&](const float* raw) {
+          if (!t_raw) return;
+          for (int t = 0; t < n; ++t) {
+            t_raw[tb + idx[size_t(t)]] = raw[t];
+            t_sc[tb + idx[size_t(t)]] = sc[size_t(t)];
+          }
+        };
+        auto record_p = [&] {
+          if (t_pr)
+            for (int t = 0; t < n; ++t) t_pr[tb + idx[size_t(t)]] = sc[size_t(t)];
+        };
         if (prefill) {
           for (int t = 0; t < n; ++t) {
             const float* k = kvx.data() + int64_t(idx[size_t(t)]) * hx + int64_t(h) * (dn + dv);
             const float* kp = cl.k_pe.data() + int64_t(idx[size_t(t)]) * dr;
             const float v = cpu::dot_fixed(qh, k, dn) + cpu::dot_fixed(qh + dn, kp, dr);
-            sc[size_t(t)] = R(R(v) * m.softmax_scale);
+            raw[size_t(t)] = R(v);
+            sc[size_t(t)] = R(raw[size_t(t)] * m.softmax_scale);
           }
+          record(raw.data());
           softmax_r(sc.data(), n, b16);
+          record_p();
           std::fill(out, out + dv, 0.f);
           for (int t = 0; t < n; ++t) {
             const float* v = kvx.data() + int64_t(idx[size_t(t)]) * hx + int64_t(h) * (dn + dv) + dn;
@@ -93,9 +119,12 @@ void mla_demo_attention(const ModelCore& m, int layer, const StepRows& rows, con
           const int64_t j = idx[size_t(t)];
           const float a = R(cpu::dot_fixed(ql.data(), cl.latent.data() + j * C, C));
           const float b = R(cpu::dot_fixed(qh + dn, cl.k_pe.data() + j * dr, dr));
-          sc[size_t(t)] = R(R(a + b) * m.softmax_scale);
+          raw[size_t(t)] = R(a + b);
+          sc[size_t(t)] = R(raw[size_t(t)] * m.softmax_scale);
         }
+        record(raw.data());
         softmax_r(sc.data(), n, b16);
+        record_p();
         std::fill(ol.begin(), ol.end(), 0.f);
         for (int t = 0; t < n; ++t)
           for (int64_t k = 0; k < C; ++k) ol[size_t(k)] += sc[size_t(t)] * cl.latent[size_t(idx[size_t(t)] * C + k)];

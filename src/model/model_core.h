@@ -84,6 +84,11 @@ struct StepRows {
   void finish(const std::vector<float>& rope_freqs);
 };
 
+/// ForwardTrace::op of the step's trace; null without a trace or while it records no ops.
+inline float* trace_op(const StepRows& rows, int layer, const char* name, size_t n, float fill = 0.f) {
+  return rows.trace ? rows.trace->op(layer, name, n, fill) : nullptr;
+}
+
 /// Empty logits of one step over a vocabulary of `vocab` (row_begin = {0}; add_segment extends it).
 inline Logits step_logits(int vocab) {
   Logits out;
