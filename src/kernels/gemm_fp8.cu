@@ -132,7 +132,7 @@ __device__ __forceinline__ Fp8WeightDev weight_of(const Args& a, int g, int p) {
   return a.w_base ? a.w_base[int64_t(g) * a.w_stride + p] : a.w;
 }
 
-// ---- streaming kernel: tiles of <= 16 rows, weights DRAM -> registers -> MMA fragments ----------
+// ---- streaming kernel: tiles of 8 or 16 rows, weights DRAM -> registers -> MMA fragments ----------
 // One column strip per block (grid.x = strips, grid.y = row tiles via find_tile, grid.z =
 // projection). 8 warps = (8 / G) column groups x G K groups; warp (cg, kg) computes <= 16 rows x
 // NT * 8 columns over the nb K blocks of its K group kg. Each lane loads exactly the 16-byte weight
@@ -141,8 +141,8 @@ __device__ __forceinline__ Fp8WeightDev weight_of(const Args& a, int g, int p) {
 // so P - 1 .. P blocks (NT KB each per warp) are always in flight. The activation fragments and the
 // two scales of a block are loaded with its weights (through L1). Pointers advance by constants
 // (no division, no 64-bit multiply in the loop). One barrier at the end: the G group partials are
-// added in group order through shared memory. HALVES = 1 when every tile has <= 8 rows (MMA rows
-// 8..15 are zero and not loaded).
+// added in group order through shared memory. Row tiles have 8 * HALVES rows: with HALVES = 1 the
+// MMA rows 8..15 are zero and not loaded (a group of more than 8 rows spans several tiles).
 constexpr int kStreamWarps = 8;
 
 __device__ __forceinline__ uint4 ld_stream16(const uint8_t* p) {
@@ -186,7 +186,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
   int g;
   int64_t row0;
   int rows;
-  if (!find_tile(a, 16, blockIdx.y, g, row0, rows)) return;  // uniform over the block
+  if (!find_tile(a, 8 * HALVES, blockIdx.y, g, row0, rows)) return;  // uniform over the block
   const int p = blockIdx.z;
   const Fp8WeightDev w = weight_of(a, g, p);
   float* y = p == 0 ? a.y0 : a.y1;
@@ -473,10 +473,10 @@ void launch_stream(const Args& a, dim3 grid, cudaStream_t stream) {
   gemm_fp8_stream_kernel<NT, P, D, HALVES><<<grid, kStreamWarps * 32, 0, stream>>>(a);
 }
 
-// Launches one of the two kernels for `tiles_bound` row tiles (grid.y) and nproj projections.
-// max_tile_rows picks the kernel (any value is correct); rows_bound must truly bound every tile's
-// rows (it picks the <= 8-row form of the streaming kernel).
-void launch(const Args& a, int64_t max_tile_rows, int64_t rows_bound, int64_t tile_bound16, int64_t tile_bound64,
+// Launches one of the two kernels for nproj projections. max_tile_rows (a hint, any value is
+// correct) picks the kernel and the streaming form: 8-row tiles (HALVES = 1) when it is <= 8, else
+// 16-row tiles. tile_bound8/16/64 bound the number of row tiles of 8, 16 and 64 rows (grid.y).
+void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound8, int64_t tile_bound16, int64_t tile_bound64,
             int nproj, cudaStream_t stream) {
   const int64_t kb = a.K / 128;
   // The streaming kernel for M <= 16, and up to 64 rows when the 64 x 64 tiles would not give 2
@@ -489,13 +489,14 @@ void launch(const Args& a, int64_t max_tile_rows, int64_t rows_bound, int64_t ti
     // decides which warp computes a column, never the arithmetic of an element.
     const int G = k_groups(kb);
     const int ncg = kStreamWarps / G;
-    const int64_t row_tiles = std::min<int64_t>(tile_bound16, 8) * nproj;
+    const bool two = max_tile_rows > 8;
+    const int64_t tiles = two ? tile_bound16 : tile_bound8;
+    const int64_t row_tiles = std::min<int64_t>(tiles, 8) * nproj;
     auto blocks_of = [&](int t) { return (a.N + ncg * t * 8 - 1) / (ncg * t * 8); };
     const int nt = blocks_of(2) * row_tiles < 2 * sm_count() ? 1 : 2;
-    require(tile_bound16 <= 65535, "gemm_fp8", "too many row tiles");
+    require(tiles <= 65535, "gemm_fp8", "too many row tiles");
     require(blocks_of(nt) < (int64_t(1) << 31), "gemm_fp8", "too many column strips");
-    dim3 grid{unsigned(blocks_of(nt)), unsigned(tile_bound16), unsigned(nproj)};
-    const bool two = rows_bound > 8;
+    dim3 grid{unsigned(blocks_of(nt)), unsigned(tiles), unsigned(nproj)};
     switch (nt * 2 + (two ? 1 : 0)) {
       case 2: launch_stream<1, 1>(a, grid, stream); break;
       case 3: launch_stream<1, 2>(a, grid, stream); break;
@@ -524,7 +525,7 @@ void gemm_fp8(const uint8_t* xq, const float* xs, int64_t M, const Fp8WeightDev&
   require(aligned(xq, 16) && aligned(w.data, 16), fn, "xq and w.data must be 16-byte aligned");
   require(aligned(xs, 4) && aligned(y, 4) && aligned(w.scale_inv, 4), fn, "xs, y, w.scale_inv must be 4-byte aligned");
   Args a{xq, xs, nullptr, nullptr, 1, M, nullptr, 0, w, w.rows, w.cols, y, y, bf16_output};
-  launch(a, M, M, (M + 15) / 16, (M + kBM - 1) / kBM, 1, stream);
+  launch(a, M, (M + 7) / 8, (M + 15) / 16, (M + kBM - 1) / kBM, 1, stream);
 }
 
 void gemm_fp8_grouped(const uint8_t* xq, const float* xs, const int32_t* a_rows, int64_t max_rows,
@@ -543,7 +544,7 @@ void gemm_fp8_grouped(const uint8_t* xq, const float* xs, const int32_t* a_rows,
   // Tiles: sum over groups of ceil(rows_g / BM) <= ceil(max_rows / BM) + (non-empty groups), and
   // at most min(G, max_rows) groups are non-empty (at T = 1, top-8: 9 tiles, not 257).
   const int64_t partial = std::min<int64_t>(G, max_rows);
-  launch(a, std::max<int64_t>(max_group_rows, 1), max_rows, (max_rows + 15) / 16 + partial,
+  launch(a, std::max<int64_t>(max_group_rows, 1), (max_rows + 7) / 8 + partial, (max_rows + 15) / 16 + partial,
          (max_rows + kBM - 1) / kBM + partial, nproj, stream);
 }
 

@@ -37,8 +37,8 @@ void gemm_fp8(const uint8_t* xq, const float* xs, int64_t M, const Fp8WeightDev&
 /// xq [*, K] / xs [*, K/128] (a_rows: DEVICE int32 [max_rows], or nullptr for row r itself).
 /// For each projection p < nproj (1 or 2), group g uses the weight w_base[g * w_stride + p]
 /// (a DEVICE array of Fp8WeightDev, each [N, K]) and writes y[p][r, 0..N) (F32 [max_rows, N]).
-/// max_group_rows: a host-known bound on every group's row count (picks the kernel; any bound
-/// is correct). Rows >= goff[G] are not written. Asynchronous; throws std::invalid_argument
+/// max_group_rows: the largest group's row count as the host expects it, a speed hint only (picks
+/// the kernel and its tile height; any value >= 1 gives correct results). Rows >= goff[G] are not written. Asynchronous; throws std::invalid_argument
 /// for bad sizes or null pointers.
 void gemm_fp8_grouped(const uint8_t* xq, const float* xs, const int32_t* a_rows, int64_t max_rows,
                       const int32_t* goff, int G, const Fp8WeightDev* w_base, int w_stride, int nproj, int64_t N,
