@@ -59,8 +59,13 @@ std::string new_id(const char* prefix) {
 std::vector<TextPrompt> parse_text_prompts(const Tokenizer& tok, const ordered_json& v, const std::string& param,
                                            bool skip_special_tokens) {
   std::vector<TextPrompt> out;
+  auto from_text = [&](const std::string& text, const std::string& where) {
+    TextPrompt p = text_prompt(tok, text);
+    if (p.ids.empty()) bad(where, where + ": the prompt is empty (it encodes to no tokens)");
+    return p;
+  };
   if (v.is_string()) {
-    out.push_back(text_prompt(tok, v.get<std::string>()));
+    out.push_back(from_text(v.get<std::string>(), param));
     return out;
   }
   if (!v.is_array() || v.empty())
@@ -76,7 +81,7 @@ std::vector<TextPrompt> parse_text_prompts(const Tokenizer& tok, const ordered_j
   for (size_t i = 0; i < v.size(); ++i) {
     const std::string w = param + "[" + std::to_string(i) + "]";
     if (v[i].is_string()) {
-      out.push_back(text_prompt(tok, v[i].get<std::string>()));
+      out.push_back(from_text(v[i].get<std::string>(), w));
     } else if (v[i].is_array()) {
       TextPrompt p;
       p.ids = parse_ids(tok, v[i], w);

@@ -88,7 +88,8 @@ json parse_function_call_endpoint(const ServeContext& ctx, const std::string& te
       const auto& tool = b["tools"][i];
       const auto& fn = tool.is_object() && tool.contains("function") ? tool["function"] : tool;
       if (!fn.is_object() || !fn.contains("name") || !fn["name"].is_string())
-        bad("tools", "tools[" + std::to_string(i) + "].function.name: expected a string");
+        bad("tools[" + std::to_string(i) + "].function.name",
+            "tools[" + std::to_string(i) + "].function.name: expected a string");
       o.tool_names.push_back(fn["name"].get<std::string>());
     }
   }

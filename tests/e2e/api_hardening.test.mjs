@@ -223,6 +223,14 @@ test("context messages are SGLang's verbatim (chat's 'is too large' has no space
     "tokens in the input messages or the completion to fit within the limit.", "max_tokens");
 });
 
+test("an empty text prompt names its place; /parse_function_call names tools[i].function.name", async () => {
+  await expect400("/v1/completions", { prompt: ["a", ""], max_tokens: 1 },
+    "prompt[1]: the prompt is empty (it encodes to no tokens)", "prompt[1]");
+  await expect400("/generate", { text: "" }, "text: the prompt is empty (it encodes to no tokens)", "text");
+  await expect400("/parse_function_call", { text: "x", tool_call_parser: "deepseekv32", tools: [{ type: "function" }] },
+    "tools[0].function.name: expected a string", "tools[0].function.name");
+});
+
 // ---- envelopes and server info -----------------------------------------------------------------
 
 /** One raw HTTP exchange; resolves {status, body}. */

@@ -170,12 +170,12 @@ test("schemas the compiler cannot honour are a 400 naming the keyword; malformed
   for (const [schema, re] of cases) {
     await assert.rejects(client.chat.completions.create({ model: "m", messages: MSG, response_format: rf(schema) }), (e) => {
       assert.equal(e.status, 400);
-      assert.equal(e.param, "response_format");
+      assert.equal(e.param, "response_format.json_schema.schema");
       assert.match(e.message, re);
       return true;
     });
   }
-  for (const [format, re] of [[{ type: "json_schema", json_schema: { name: "r" } }, /schema_ is required/],
+  for (const [format, re] of [[{ type: "json_schema", json_schema: { name: "r" } }, /^400 response_format\.json_schema\.schema: field required \(the JSON Schema of the response\)$/],
                               [{ type: "structural_tag" }, /structural_tag/], [{ type: 3 }, /type/]]) {
     await assert.rejects(client.chat.completions.create({ model: "m", messages: MSG, response_format: format }), (e) => {
       assert.equal(e.status, 400);
