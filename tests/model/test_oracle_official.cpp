@@ -68,14 +68,25 @@ TEST(OracleOfficial, PromptLogitsOfficialMode) { oracle::check_prompt_logits(off
 
 TEST(OracleOfficial, MixedLengthBatch) { oracle::check_mixed_batch(official_model(), fx(), &decorrelated_tols()); }
 
-// D24's 10 x tol margin rule leaves no strict step at the decorrelated tolerance (largest oracle
-// margin 1.33 rms against 10 x 0.21 x rms), so the shipped decode path is checked at 3 sigma
-// instead: each logit carries ~tol x rms of independent noise on either side, the top-2
-// difference sqrt(2) x that; a step is strict when margin > 3 sqrt(2) x tol x rms (3 steps here).
-// The strict D24 check of decode is GreedyDemoAttentionEmulated.
-TEST(OracleOfficial, GreedyContinuationsThreeSigma) {
+// D24 literally: the oracle's token must be the engine's argmax where the oracle's top-2 margin
+// exceeds 10 x this test's derived tolerance (the decorrelated one above, per prompt) x rms(logits).
+// At that tolerance no step qualifies (largest oracle margin 1.33 rms against 10 x 0.21 rms), so
+// D24 requires nothing of the shipped mode's decode here; the D24 greedy check with strict steps
+// is GreedyDemoAttentionEmulated (the same rule at the emulation's 1e-2).
+TEST(OracleOfficial, GreedyContinuationsD24) {
+  auto [checked, agree] = oracle::check_greedy(official_model(), fx(), &decorrelated_tols());
+  std::printf("[oracle official] greedy (D24, 10 x tol): %d strict steps, %d/32 argmax agreements\n", checked, agree);
+  RecordProperty("strict_steps", checked);
+}
+
+// ADDITIONAL check, stricter than D24 (it demands equality at more steps): each logit carries
+// ~tol x rms of independent noise on either side, the top-2 difference sqrt(2) x that, so a step
+// whose margin exceeds 3 sqrt(2) x tol x rms (3 sigma; 4.2 instead of D24's 10) should still keep
+// its argmax. Measured: 3 strict steps, 22/32 agreements.
+TEST(OracleOfficial, GreedyContinuationsThreeSigmaStricterThanD24) {
   auto [checked, agree] = oracle::check_greedy(official_model(), fx(), &decorrelated_tols(), 3.0 * std::sqrt(2.0));
-  std::printf("[oracle official] greedy: %d strict steps, %d/32 argmax agreements\n", checked, agree);
+  std::printf("[oracle official] greedy (3 sigma, stricter than D24): %d strict steps, %d/32 argmax agreements\n",
+              checked, agree);
   EXPECT_GT(checked, 0);
 }
 

@@ -122,10 +122,12 @@ TEST(OracleOfficialRealGeometry, MetadataRecordsDemoAndPrompts) {
 
 // Demo attention emulated: only FP32 summation-order flips remain (tiny-a: <= 6.6e-3): 1e-2, which
 // holds for the 40-token prompt (bit-identical hidden states, logits 1e-7). The 300-token prompt
-// does NOT meet it (measured after the run: 1.2e-2 at layer 0 already at position 127, which
-// attends densely; 6.1e-2 on the logits; the same with cuBLAS's reduced-precision BF16 reductions
-// off). The cause is not localised (open in docs/numerics.md); until it is, that prompt is held to
-// the decorrelated-noise bar of the shipped mode, sqrt(2) x ||B - A||, and the gap is reported.
+// cannot meet it (1.2e-2 at layer 0 already at position 127; 6.1e-2 on the logits): localised op
+// by op in test_oracle_official_dump.cpp: the layer-0 attn_norm of ONE position (56) differs by an
+// FP32 ulp of its normalization factor (PyTorch's reduction / CUDA rsqrtf vs the engine's order),
+// its FP8-quantized key then differs, and every later row attends to it; from there the FP8
+// quantizers decorrelate both sides' roundings (docs/numerics.md "Why the 300-token prompt is not
+// bit-identical"). That prompt is therefore held to the decorrelated-noise bar, sqrt(2) x ||B - A||.
 TEST(OracleOfficialRealGeometry, DemoAttentionEmulated) {
   check_vs_demo(true, [](const std::string& k, int) {
     return k.rfind("p0.", 0) == 0 ? 1e-2 : std::sqrt(2.0) * demo_noise(k);
@@ -150,14 +152,45 @@ TEST(OracleOfficialRealGeometry, IndexerTopkSets) {
   check_sets(false, eps, 0.3, "official");
 }
 
-// D24 greedy with the demo's attention emulated (its decode path is the demo's absorbed BF16 einsum).
-TEST(OracleOfficialRealGeometry, GreedyDemoAttentionEmulated) {
+/// The tolerance of prompt i's logits in this file: emulated 1e-2 (prompt 0) else sqrt(2) ||B - A||.
+std::vector<double> greedy_tols(bool demo) {
+  std::vector<double> t;
+  for (size_t i = 0; i < 2; ++i) {
+    const std::string k = "p" + std::to_string(i) + ".logits_last";
+    t.push_back(demo && i == 0 ? 1e-2 : std::sqrt(2.0) * demo_noise(k));
+  }
+  return t;
+}
+
+/// check_greedy with the given rule factor, emulation on or off; prints and returns {strict, agree}.
+std::pair<int, int> greedy(bool demo, double factor, const char* name) {
   ForwardTrace tr;
-  tr.demo_bf16_scores = tr.demo_expanded_prefill = true;
-  official_model().set_trace(&tr);
-  const std::vector<double> tols(2, 1e-2);
-  auto [checked, agree] = oracle::check_greedy(official_model(), fx(), &tols);
+  tr.demo_bf16_scores = tr.demo_expanded_prefill = demo;
+  if (demo) official_model().set_trace(&tr);
+  const std::vector<double> tols = greedy_tols(demo);
+  auto r = oracle::check_greedy(official_model(), fx(), &tols, factor);
   official_model().set_trace(nullptr);
-  std::printf("[oracle official+demo attention real-geometry] greedy: %d strict steps, %d/16 agree\n", checked, agree);
+  std::printf("[oracle %s real-geometry] greedy: %d strict steps, %d/16 agree\n", name, r.first, r.second);
+  return r;
+}
+
+// D24 greedy with the demo's attention emulated (its decode path is the demo's absorbed BF16
+// einsum), at 10 x this file's tolerance per prompt (1e-2 for the 40-token prompt, the
+// decorrelated bar for the 300-token one, whose emulation is not bit-identical). Measured: 5 strict
+// steps, 15/16 agree (11 strict when both prompts were held to 1e-2, which the dump showed to be
+// unjustified for the 300-token prompt).
+TEST(OracleOfficialRealGeometry, GreedyDemoAttentionEmulated) {
+  auto [checked, agree] = greedy(true, 10.0, "official+demo attention, D24");
   EXPECT_GT(checked, 0);
+  (void)agree;
+}
+
+// D24 literally for the shipped mode: 10 x sqrt(2) ||B - A|| x rms. No step qualifies at that
+// tolerance (measured 0 strict steps, 13/16 agree): D24 requires nothing here;
+// GreedyDemoAttentionEmulated is the D24 check with strict steps. (The 3-sigma rule that
+// test_oracle_official.cpp keeps as an additional check has no strict step here either.)
+TEST(OracleOfficialRealGeometry, GreedyDefaultModeD24) {
+  auto [checked, agree] = greedy(false, 10.0, "official, D24");
+  RecordProperty("strict_steps", checked);
+  (void)agree;
 }
