@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <random>
 
 #include "common/numeric.h"
@@ -152,6 +153,62 @@ void run_case(const char* name, int64_t M, int64_t N, int64_t K, bool bf16, uint
   }
 }
 
+// Grouped form (gemm_fp8_grouped, as moe_experts uses it): groups of 0, 11 and 5 rows gathered
+// from 7 activation rows, 2 projections per group, under several row hints: 4 (below the largest
+// group: 8-row tiles, the 11-row group spans two), 16 (16-row tiles), 64 (streaming, 16-row tiles,
+// up to 4 per group) and 100 (tiled kernel). Every grouped row must equal gemm_fp8 at M = 1 on its
+// activation row and its group's weight bit for bit (outputs poisoned first: a skipped row fails).
+void grouped_case(bool bf16, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const int64_t N = 200, K = 1152, kb = K / 128, A = 7, rows = 16;
+  const int G = 3, nproj = 2;
+  const std::vector<int32_t> goff = {0, 0, 11, 16};
+  std::vector<int32_t> arow(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) arow[size_t(r)] = int32_t((r * 5 + 3) % A);
+  std::vector<std::unique_ptr<DevBuf<uint8_t>>> dw;
+  std::vector<std::unique_ptr<DevBuf<float>>> dsc;
+  std::vector<ds::cuda::Fp8WeightDev> wb;
+  for (int i = 0; i < G * nproj; ++i) {
+    const Weight W = make_weight(N, K, rng);
+    dw.push_back(std::make_unique<DevBuf<uint8_t>>(W.w));
+    dsc.push_back(std::make_unique<DevBuf<float>>(W.s));
+    wb.push_back({dw.back()->p, dsc.back()->p, N, K});
+  }
+  const std::vector<float> x = make_x(A, K, rng);
+  DevBuf<float> dx(x), xs(size_t(A * kb)), y0(size_t(rows * N)), y1(size_t(rows * N)), yr{size_t(N)};
+  DevBuf<uint8_t> xq(size_t(A * K));
+  DevBuf<int32_t> dgoff(goff), darow(arow);
+  DevBuf<ds::cuda::Fp8WeightDev> dwb(wb);
+  ds::cuda::act_quant_ue8m0(dx.p, ds::cuda::QuantInType::F32, A, K, xq.p, xs.p, nullptr);
+  // Reference rows: gemm_fp8 at M = 1, [group row r][projection].
+  std::vector<std::vector<float>> ref(size_t(rows * nproj));
+  for (int g = 0; g < G; ++g)
+    for (int32_t r = goff[size_t(g)]; r < goff[size_t(g) + 1]; ++r)
+      for (int p = 0; p < nproj; ++p) {
+        yr.poison();
+        const int64_t a = arow[size_t(r)];
+        ds::cuda::gemm_fp8(xq.p + a * K, xs.p + a * kb, 1, wb[size_t(g * nproj + p)], yr.p, bf16, nullptr);
+        DS_CUDA_CHECK(cudaDeviceSynchronize());
+        ref[size_t(r * nproj + p)] = yr.download();
+      }
+  for (int64_t hint : {4, 16, 64, 100}) {
+    y0.poison();
+    y1.poison();
+    float* y[2] = {y0.p, y1.p};
+    ds::cuda::gemm_fp8_grouped(xq.p, xs.p, darow.p, rows, dgoff.p, G, dwb.p, nproj, nproj, N, K, y, hint, bf16,
+                               nullptr);
+    DS_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> g0 = y0.download(), g1 = y1.download();
+    bool same = true;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int p = 0; p < nproj; ++p)
+        same = same && std::memcmp(&(p == 0 ? g0 : g1)[size_t(r * N)], ref[size_t(r * nproj + p)].data(),
+                                   size_t(N) * 4) == 0;
+    check(same, std::string("grouped 3 groups (0, 11, 5 rows) x 2 proj, row hint ") + std::to_string(hint) +
+                    (bf16 ? " bf16" : " f32") + ": rows equal gemm_fp8 at M=1 bit for bit");
+  }
+}
+
 struct Bench {
   std::string shape;
   double us, gbps, tflops;
@@ -261,6 +318,7 @@ int main(int argc, char** argv) try {
     // second 8-column tile is partial (8196 % 16 = 4); M = 3 and 9 use the <= 8-row and 16-row forms.
     run_case("ragged", 3, 8196, 1536, bf16, seed++);
     run_case("ragged", 9, 8196, 1536, bf16, seed++);
+    grouped_case(bf16, seed++);
   }
   // Full DeepSeek-V3.2 widths: q_b; q_a + kv_a fused as the runner launches them (N = 1536 + 576,
   // one weight); kv_a alone (576 = kv_lora + rope); o; the shared expert's gate/up and down (also
