@@ -19,6 +19,7 @@
 // property of the model, and differs from correctly rounded (float64) sums too (fixture meta diag).
 #include "test_oracle_real_geometry.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
