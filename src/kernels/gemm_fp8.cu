@@ -69,6 +69,7 @@ struct Args {
   float* y0;
   float* y1;
   bool bf16;
+  int ksplit = 1;  // streaming kernel: warps sharing a column tile's K groups (1, 2, 4 or 8; divides G)
 };
 
 // Finds the tile `tile` of BM rows among the groups (warp-wide; all lanes get the answer).
@@ -134,14 +135,18 @@ __device__ __forceinline__ Fp8WeightDev weight_of(const Args& a, int g, int p) {
 
 // ---- streaming kernel: tiles of 8 or 16 rows, weights DRAM -> registers -> MMA fragments ----------
 // One column strip per block (grid.x = strips, grid.y = row tiles via find_tile, grid.z =
-// projection). 8 warps = (8 / G) column groups x G K groups; warp (cg, kg) computes <= 16 rows x
-// NT * 8 columns over the nb K blocks of its K group kg. Each lane loads exactly the 16-byte weight
+// projection). 8 warps = (8 / S) column groups x S K splits (S = Args::ksplit, chosen by the
+// launcher from the parallelism the shape offers: 1 when there are enough column tiles, up to G for
+// narrow matrices); warp (cg, ks) computes <= 16 rows x NT * 8 columns over the K groups
+// [ks G / S, (ks + 1) G / S), block by block in K order. Each lane loads exactly the 16-byte weight
 // pieces it feeds to the MMA (ld.global.nc.L1::no_allocate.L2::256B) into a rolling register
 // window of P K-block slots: block i + P is loaded into slot i % P right after block i is computed,
 // so P - 1 .. P blocks (NT KB each per warp) are always in flight. The activation fragments and the
 // two scales of a block are loaded with its weights (through L1). Pointers advance by constants
-// (no division, no 64-bit multiply in the loop). One barrier at the end: the G group partials are
-// added in group order through shared memory. Row tiles have 8 * HALVES rows: with HALVES = 1 the
+// (no division, no 64-bit multiply in the loop). Group sums keep the arithmetic of every path:
+// split 0 folds its groups left to right (v = g0, v + g1, ...); the other splits store each group
+// sum separately in shared memory and split 0 continues the same left-to-right chain with them
+// after the one barrier (none when S = 1). Row tiles have 8 * HALVES rows: with HALVES = 1 the
 // MMA rows 8..15 are zero and not loaded (a group of more than 8 rows spans several tiles).
 constexpr int kStreamWarps = 8;
 
@@ -178,11 +183,13 @@ struct Slot {
 template <int NT, int P, int D, int HALVES>
 __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(Args a) {
   constexpr int NACC = 2 * HALVES;  // accumulators per 8-column tile: rows r (and r + 8) x 2 columns
-  __shared__ float red[kStreamWarps][NT * NACC][32];
+  // Group sums of splits 1.. (G - G / S <= 7 per column group; (8 / S) (G - G / S) <= 16 in all).
+  __shared__ float red[16][NT * NACC][32];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int r = lane >> 2, q = lane & 3;
-  const int kb = int(a.K / 128), G = k_groups(kb);
-  const int kg = warp % G, cgi = warp / G, ncg = kStreamWarps / G;
+  const int kb = int(a.K / 128), G = k_groups(kb), S = a.ksplit, gps = G / S;
+  const int ks = warp % S, cgi = warp / S, ncg = kStreamWarps / S;
+  const int gfirst = ks * gps;  // first K group of this warp
   int g;
   int64_t row0;
   int rows;
@@ -192,7 +199,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
   float* y = p == 0 ? a.y0 : a.y1;
   const int64_t N = a.N, K = a.K;
   const int64_t n0 = (int64_t(blockIdx.x) * ncg + cgi) * (NT * 8);  // first column of this warp
-  const int b0 = group_begin(kg, kb, G), nb = group_begin(kg + 1, kb, G) - b0;
+  const int b0 = group_begin(gfirst, kb, G), nb = group_begin(gfirst + gps, kb, G) - b0;
 
   // Weight rows of this lane, clamped into the matrix (columns >= N compute garbage, not stored).
   const uint8_t* wp[NT];
@@ -251,11 +258,26 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
       for (int t = 0; t < NT; ++t) prefetch_l2(wp[t] + d * 128);
     }
 
-  float acc[NT][NACC];
+  float acc[NT][NACC], tot[NT][NACC];
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
-    for (int i = 0; i < NACC; ++i) acc[t][i] = 0.f;
+    for (int i = 0; i < NACC; ++i) acc[t][i] = tot[t][i] = 0.f;
+  // Closes K group gcur after its last block: split 0 folds it into tot (tot = g0, then tot + g),
+  // the other splits store it for split 0.
+  int gcur = gfirst, gend = group_begin(gfirst + 1, kb, G) - b0;  // gend: local index past gcur's blocks
+  auto close_group = [&]() {
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int i = 0; i < NACC; ++i) {
+        if (ks == 0) tot[t][i] = gcur == 0 ? acc[t][i] : __fadd_rn(tot[t][i], acc[t][i]);
+        else red[cgi * (G - gps) + (gcur - gps)][t * NACC + i][lane] = acc[t][i];
+        acc[t][i] = 0.f;
+      }
+    ++gcur;
+    gend = group_begin(gcur + 1, kb, G) - b0;
+  };
 
 #pragma unroll 1
   for (int i0 = 0; i0 < nb; i0 += P) {
@@ -276,27 +298,20 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
           }
         }
         if (i0 + s + P < nb) load(sl[s], i0 + s + P);  // refill the slot just read
+        if (i0 + s + 1 == gend) close_group();             // warp-uniform
       }
     }
   }
 
-  // K-group partials in group order: v = g0, then v + g1, ... (as the tiled kernel).
-  if (G > 1) {
-    if (kg != 0) {
-#pragma unroll
-      for (int t = 0; t < NT; ++t)
-#pragma unroll
-        for (int i = 0; i < NACC; ++i) red[warp][t * NACC + i][lane] = acc[t][i];
-    }
-    __syncthreads();
-  }
-  if (kg == 0) {
+  // Splits 1.. stored their group sums; split 0 continues the chain v = ((g0 + g1) + ...) with them.
+  if (S > 1) __syncthreads();
+  if (ks == 0) {
 #pragma unroll
     for (int t = 0; t < NT; ++t)
 #pragma unroll
       for (int i = 0; i < NACC; ++i) {
-        float v = acc[t][i];
-        for (int gg = 1; gg < G; ++gg) v = __fadd_rn(v, red[warp + gg][t * NACC + i][lane]);
+        float v = tot[t][i];
+        for (int gg = gps; gg < G; ++gg) v = __fadd_rn(v, red[cgi * (G - gps) + (gg - gps)][t * NACC + i][lane]);
         const int row = r + (i >= 2 ? 8 : 0);
         const int64_t n = n0 + t * 8 + q * 2 + (i & 1);
         if (row < rows && n < N) y[(row0 + row) * N + n] = out_round(v, a.bf16);
@@ -487,21 +502,33 @@ void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound8, int64_t t
     // Columns per warp NT * 8: NT = 2 (the widest form without spills), 1 when NT = 2 would
     // give fewer than 2 blocks per SM (fused q_a + kv_a, kv_a, dense expert gate/up). NT only
     // decides which warp computes a column, never the arithmetic of an element.
+    // K splits S (warps sharing a column tile's K groups): the smallest S in 1, 2, 4, .. G that
+    // gives at least kWarpsPerSm warps per SM in all (one block of 8 warps per SM, each warp with
+    // ~8 KB of weights requested ahead); S = 1 streams whole rows of K per warp with no reduction
+    // and no barrier (q_b, grouped experts), wider splits serve narrower matrices (o and expert
+    // down S = 2, q_a + kv_a S = 4, one expert's gate/up and kv_a S = 8). Like NT, S only decides which warp computes which blocks: the group arithmetic and
+    // order are the same for every S (see the kernel), so the bits do not depend on it.
+    constexpr int kWarpsPerSm = 8;
     const int G = k_groups(kb);
-    const int ncg = kStreamWarps / G;
     const bool two = max_tile_rows > 8;
     const int64_t tiles = two ? tile_bound16 : tile_bound8;
     const int64_t row_tiles = std::min<int64_t>(tiles, 8) * nproj;
+    auto col_tiles = [&](int t) { return (a.N + t * 8 - 1) / (t * 8); };
+    int S = 1;
+    while (S < G && col_tiles(1) * row_tiles * S < int64_t(kWarpsPerSm) * sm_count()) S *= 2;
+    const int ncg = kStreamWarps / S;
     auto blocks_of = [&](int t) { return (a.N + ncg * t * 8 - 1) / (ncg * t * 8); };
     const int nt = blocks_of(2) * row_tiles < 2 * sm_count() ? 1 : 2;
     require(tiles <= 65535, "gemm_fp8", "too many row tiles");
     require(blocks_of(nt) < (int64_t(1) << 31), "gemm_fp8", "too many column strips");
     dim3 grid{unsigned(blocks_of(nt)), unsigned(tiles), unsigned(nproj)};
+    Args as = a;
+    as.ksplit = S;
     switch (nt * 2 + (two ? 1 : 0)) {
-      case 2: launch_stream<1, 1>(a, grid, stream); break;
-      case 3: launch_stream<1, 2>(a, grid, stream); break;
-      case 4: launch_stream<2, 1>(a, grid, stream); break;
-      default: launch_stream<2, 2>(a, grid, stream); break;
+      case 2: launch_stream<1, 1>(as, grid, stream); break;
+      case 3: launch_stream<1, 2>(as, grid, stream); break;
+      case 4: launch_stream<2, 1>(as, grid, stream); break;
+      default: launch_stream<2, 2>(as, grid, stream); break;
     }
     DS_CUDA_CHECK_LAUNCH("gemm_fp8_stream_kernel");
   } else {

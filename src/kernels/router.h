@@ -21,8 +21,8 @@ struct RouterShape {
 /// Largest expert count the router kernel takes.
 constexpr int kRouterMaxExperts = 512;
 
-/// For each token t: logits [tokens, E] F32 -> s = sigmoid(z) = 1 / (1 + exp(-z)) (exp rounded
-/// from double, which matches glibc's expf); s' = s + bias (bias [E] F32, may be null) for
+/// For each token t: logits [tokens, E] F32 -> s = sigmoid(z) = 1 / (1 + exp(-z)) (exp in double
+/// rounded to FP32: within one ulp of glibc's expf, rarely visible after 1 / (1 + e)); s' = s + bias (bias [E] F32, may be null) for
 /// selection only; group score = sum of the 2 largest s' of the group (the largest if bias is
 /// null); keep the topk_group best groups (ties -> lower group); pick the topk best experts by s'
 /// (ties -> lower expert id). ids [tokens, topk] int32 in ascending expert id; weights [tokens,

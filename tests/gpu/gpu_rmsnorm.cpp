@@ -8,8 +8,9 @@
 //   per thread, butterfly, 8 warps; CPU: dot_fixed), which moves 1/sqrt(.) by ~1e-7 relative. A
 //   BF16 output can then round to the neighbouring value when the FP32 value sits within ~1e-7 of
 //   a rounding midpoint (probability ~2e-7 / 2^-8 = 5e-5 per element), so: every element within 1
-//   BF16 ulp and normwise error <= 1e-4 (expected ~1e-5 at most; a wrong eps, a missing add or a
-//   wrong row gives > 1e-3).
+//   BF16 ulp (the real criterion) and normwise error <= 1e-3 (a 1-ulp flip is ~2^-8 of its element,
+//   so a handful of flips in a short row reach ~1e-4: the first H200 run saw 8.0e-5 at 1 x 7168 with
+//   4 flips; a wrong eps, a missing add or a wrong row gives >> 1e-3 and breaks the ulp bound).
 // Output y is poisoned with NaN before the launch, so an unwritten element fails.
 // Speed: bytes that must move (f, r read; r, y written; w) over the median CUDA-graph time, buffers
 // rotated beyond 4x the L2; compared with the device-to-device copy of the same run.
@@ -75,9 +76,9 @@ void correctness(int64_t rows, int64_t n, bool with_f, uint64_t seed) {
   std::snprintf(name, sizeof name, "add_rmsnorm rows=%ld n=%ld f=%s: residual bit-exact (%ld differ)", long(rows),
                 long(n), with_f ? "yes" : "null", long(r_diff));
   check(r_diff == 0, name);
-  std::snprintf(name, sizeof name, "  y err=%.2e tol=1e-4, max %ld bf16 ulp (tol 1), %ld of %ld differ", err,
+  std::snprintf(name, sizeof name, "  y err=%.2e tol=1e-3, max %ld bf16 ulp (tol 1), %ld of %ld differ", err,
                 long(max_ulps), long(y_diff), long(rows * n));
-  check(err <= 1e-4 && max_ulps <= 1, name);
+  check(err <= 1e-3 && max_ulps <= 1, name);
 }
 
 PerfRow bench(int64_t rows, int64_t n, double ceiling) {
