@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <cerrno>
 #include <cstring>
@@ -111,9 +112,17 @@ bool numeric_addr(const sockaddr_storage& a, socklen_t len, std::string& host, i
   return true;
 }
 
+/// The port of an IPv4/IPv6 socket address; -1 for other families.
+int port_of(const sockaddr_storage& a) {
+  if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+  if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+  return -1;
+}
+
 /// The connected socket of `req`: cpp-httplib 0.11 gives a handler no socket and no liveness check,
 /// so the open descriptors are matched on the request's local port and remote address:port (one
-/// TCP connection has one such 4-tuple). -1 when none matches.
+/// TCP connection has one such 4-tuple). -1 when none matches, -3 when two do (an old descriptor
+/// of a reset connection whose client port was reused).
 int find_request_socket(const httplib::Request& req) {
   DIR* d = opendir("/proc/self/fd");
   if (!d) return -1;
@@ -125,14 +134,19 @@ int find_request_socket(const httplib::Request& req) {
     sockaddr_storage local{}, peer{};
     socklen_t ll = sizeof(local), pl = sizeof(peer);
     if (getsockname(int(fd), reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;  // not a socket
-    if (local.ss_family != AF_INET && local.ss_family != AF_INET6) continue;
+    if (port_of(local) != req.local_port) continue;  // also skips non-IP sockets (-1)
     if (getpeername(int(fd), reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;  // a listener
-    std::string lh, ph;
-    int lp = -1, pp = -1;
-    if (!numeric_addr(local, ll, lh, lp) || !numeric_addr(peer, pl, ph, pp)) continue;
-    if (lp == req.local_port && pp == req.remote_port && ph == req.remote_addr) {
+    if (port_of(peer) != req.remote_port) continue;
+    std::string ph;
+    int pp = -1;
+    if (!numeric_addr(peer, pl, ph, pp)) continue;
+    if (ph == req.remote_addr) {
+      if (found >= 0) {  // two descriptors with one 4-tuple (an old one not closed yet): cannot tell
+        spdlog::debug("request socket lookup: fds {} and {} both match {}:{}", found, fd, req.remote_addr, req.remote_port);
+        found = -3;
+        break;
+      }
       found = int(fd);
-      break;
     }
   }
   closedir(d);
@@ -140,12 +154,13 @@ int find_request_socket(const httplib::Request& req) {
 }
 
 /// A ClientGone for `req`: true once the peer closed (recv peeks EOF) or reset the connection.
-/// The socket is looked up on the first call (a request answered at once never pays for it); a
-/// client whose socket cannot be found is never reported gone.
+/// The socket is looked up now, while the client has just sent its request (a lookup after the
+/// client left could match a new connection that reuses its port); a socket that cannot be found
+/// or told apart is looked up again at the next call, and until found the client is not reported gone.
 ClientGone client_gone_check(const httplib::Request& req) {
-  auto fd = std::make_shared<int>(-2);  // -2: not looked up yet
+  auto fd = std::make_shared<int>(find_request_socket(req));
   return [&req, fd]() {
-    if (*fd == -2) *fd = find_request_socket(req);
+    if (*fd == -3) *fd = find_request_socket(req);  // -3: two descriptors matched
     if (*fd < 0) return false;
     char c;
     const ssize_t n = ::recv(*fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -249,7 +264,7 @@ struct HttpServer::Impl {
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider(
           "text/event-stream",
-          [s, active, gone](size_t, httplib::DataSink& sink) {
+          [s, active, gone, path = req.path](size_t, httplib::DataSink& sink) {
             std::string out;
             bool more = s->next_stream(out);
             if (!out.empty() && !sink.write(out.data(), out.size())) {
@@ -261,6 +276,7 @@ struct HttpServer::Impl {
               return true;
             }
             if (!sink.is_writable() || gone()) {
+              spdlog::info("{}: the client closed the connection; request aborted", path);
               s->abort();
               return false;
             }
@@ -271,7 +287,7 @@ struct HttpServer::Impl {
       auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
       res.set_chunked_content_provider(
           "application/json",
-          [s, last_write, active, gone](size_t, httplib::DataSink& sink) {
+          [s, last_write, active, gone, path = req.path](size_t, httplib::DataSink& sink) {
             std::string out;
             if (s->poll_complete(out)) {
               bool ok = sink.write(out.data(), out.size());
@@ -287,6 +303,7 @@ struct HttpServer::Impl {
               }
             }
             if (!sink.is_writable() || gone()) {
+              spdlog::info("{}: the client closed the connection; request aborted", path);
               s->abort();
               return false;
             }

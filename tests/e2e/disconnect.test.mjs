@@ -110,3 +110,32 @@ test("admission errors stay plain HTTP errors (400 JSON, not a 200 stream)", asy
   const j = await r.json();
   assert.equal(j.error.message, "max_completion_tokens is too large: 200000.This model supports at most 163840 completion tokens.");
 });
+
+test("many clients leaving at once (some mid-stream) abort only their own requests", async () => {
+  const idle = await waitFor((m) => m.num_running_reqs === 0 && m.num_queue_reqs === 0, "idle");
+  const leaving = [];
+  for (let i = 0; i < 12; ++i) {
+    const ac = new AbortController();
+    const [path, body] = cases[i % 3];
+    leaving.push(fetch(`${server.url}${path}`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body(i % 2 === 0)), signal: ac.signal,
+    }).then((r) => r.body?.getReader().read()).catch(() => {}));
+    setTimeout(() => ac.abort(), 400 + 150 * i);  // after the server has read the request
+  }
+  const staying = [];
+  for (let i = 0; i < 6; ++i)
+    staying.push(fetch(`${server.url}/v1/completions`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: "m", prompt: `short ${i}`, max_tokens: 4, ignore_eos: true, stream: i % 2 === 0 }),
+    }).then(async (r) => ({ status: r.status, text: await r.text() })));
+  for (const r of await Promise.all(staying)) {
+    assert.equal(r.status, 200);
+    if (r.text.startsWith("data:")) assert.match(r.text, /"finish_reason":"length"/);
+    else assert.equal(JSON.parse(r.text).usage.completion_tokens, 4);
+    assert.doesNotMatch(r.text, /"finish_reason":"abort"/);
+  }
+  await Promise.all(leaving);
+  const after = await waitFor((m) => m.num_running_reqs === 0 && m.num_queue_reqs === 0, "running back to 0");
+  assert.equal(after.token_usage, idle.token_usage);
+  assert.equal(after.num_aborted_requests_total - idle.num_aborted_requests_total, 12);
+});
