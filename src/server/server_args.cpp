@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -228,6 +229,21 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
   a.disable_radix_cache = on("--disable-radix-cache");
   if (given("--cuda-graph-max-bs")) a.cuda_graph_max_bs = to_int("--cuda-graph-max-bs", val("--cuda-graph-max-bs"), 1, 4096);
   a.cuda_graph_bs = val("--cuda-graph-bs");
+  if (!a.cuda_graph_bs.empty()) {  // checked on every device (a typo should not wait for a GPU run)
+    size_t start = 0;
+    for (;;) {
+      const size_t comma = a.cuda_graph_bs.find(',', start);
+      const std::string item = a.cuda_graph_bs.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      char* end = nullptr;
+      errno = 0;
+      const long x = std::strtol(item.c_str(), &end, 10);
+      if (item.empty() || *end != '\0' || errno != 0 || x < 1 || x > 4096)
+        throw ArgsError("--cuda-graph-bs " + a.cuda_graph_bs + ": expected batch sizes in [1, 4096] separated by commas, got '" +
+                        item + "'");
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
   a.disable_cuda_graph = on("--disable-cuda-graph");
 
   // Parsers.
@@ -252,6 +268,13 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
   if (a.device == "auto") a.device.clear();
   a.load_format = val("--load-format");
   one_of("--load-format", a.load_format, {"auto", "dummy"}, "supported: auto, dummy");
+  if (given("--watchdog-timeout")) {
+    const std::string& v = val("--watchdog-timeout");
+    char* end = nullptr;
+    const double t = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !(t > 0.0 && t < 1e9))
+      throw ArgsError("--watchdog-timeout " + v + ": expected a number of seconds > 0");
+  }
   if (given("--mem-fraction-static")) {
     const std::string& v = val("--mem-fraction-static");
     char* end = nullptr;

@@ -114,6 +114,18 @@ TEST(ServerArgs, RefusalsNameTheFlag) {
   EXPECT_EQ(refusal({"--port", "70000"}), "--port 70000: expected an integer in [0, 65535]");
   EXPECT_EQ(refusal({"--context-length", "abc"}), "--context-length abc: expected an integer in [2, 1073741824]");
   EXPECT_NE(refusal({"--no-such-flag"}).find("--no-such-flag"), std::string::npos);
+  // Session 3: every value range checked at start, with the flag and the value named.
+  EXPECT_EQ(refusal({"--host", "999.1.1.1"}).rfind("--host 999.1.1.1: not a valid IP address or resolvable host name (", 0), 0u);
+  EXPECT_EQ(refusal({"--host", ""}), "--host: must not be empty (e.g. 127.0.0.1, 0.0.0.0 or ::)");
+  EXPECT_EQ(refusal({"--host", "::"}), "(accepted)");
+  EXPECT_EQ(refusal({"--host", "0.0.0.0"}), "(accepted)");
+  EXPECT_EQ(refusal({"--cuda-graph-bs", "1,0,8"}),
+            "--cuda-graph-bs 1,0,8: expected batch sizes in [1, 4096] separated by commas, got '0'");
+  EXPECT_EQ(refusal({"--cuda-graph-bs", "1,,8"}),
+            "--cuda-graph-bs 1,,8: expected batch sizes in [1, 4096] separated by commas, got ''");
+  EXPECT_EQ(refusal({"--cuda-graph-bs", "1,2,4,8"}), "(accepted)");
+  EXPECT_EQ(refusal({"--watchdog-timeout", "-1"}), "--watchdog-timeout -1: expected a number of seconds > 0");
+  EXPECT_EQ(refusal({"--watchdog-timeout", "600"}), "(accepted)");
 }
 
 TEST(ServerArgs, DeviceFlags) {
