@@ -45,11 +45,14 @@ declare -A SOURCES=(
 SOURCES[gpu_elementwise]="src/kernels/cuda_check.h src/kernels/elementwise.cu src/kernels/elementwise.h tests/gpu/gpu_elementwise.cpp tests/gpu/gpu_test_util.h"
 # The whole-model check measures the runner and every kernel it calls.
 SOURCES[gpu_model]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_model.cpp tests/gpu/gpu_test_util.h"
+# CUDA graphs of the runner: replays bit-identical to eager, capture sizes, replay counts.
+SOURCES[gpu_graphs]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_graphs.cpp tests/gpu/gpu_test_util.h"
 DEVICE_LINE="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null), nvcc $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 [[ "${BENCH:-0}" == only ]] && DRIVERS=" "  # no test driver, no serve_cuda
 for t in ${DRIVERS:-"${!SOURCES[@]}"}; do
   echo "== $t"
   [[ -x "$BIN/$t" ]] || { echo "skipped: $BIN/$t not carried"; continue; }
+  [[ -n "${SOURCES[$t]:-}" ]] || { echo "skipped: $t has no SOURCES entry in run_all.sh"; SUMMARY+=("| $t | FAIL (no SOURCES entry) |"); status=1; continue; }
   if LD_LIBRARY_PATH="$DS_LIBS" ldd "$BIN/$t" | grep -q "not found"; then LD_LIBRARY_PATH="$DS_LIBS" ldd "$BIN/$t"; SUMMARY+=("| $t | FAIL (shared libraries) |"); status=1; continue; fi
   LD_LIBRARY_PATH="$DS_LIBS" "$BIN/$t" > "$OUT/$t.txt" 2>&1
   rc=$?
