@@ -402,9 +402,16 @@ bool CompletionSession::poll_complete(std::string& out) {
     json cs = json::array();
     for (const auto& c : choices_) {
       const std::string reason = c->out.finish_reason(finish_reason_name(c->finish));
+      std::string text = (echo_ ? prompts_[size_t(c->prompt)].text : std::string()) + c->text;
+      json lp = nullptr;
+      if (req_.logprobs) {  // a stop string cut the text: tokens past the cut point at its end
+        lp = c->logprobs.to_json();
+        for (auto& o : lp["text_offset"])
+          if (o.get<size_t>() > text.size()) o = text.size();
+      }
       cs.push_back({{"index", c->index},
-                    {"text", (echo_ ? prompts_[size_t(c->prompt)].text : std::string()) + c->text},
-                    {"logprobs", req_.logprobs ? c->logprobs.to_json() : json(nullptr)},
+                    {"text", std::move(text)},
+                    {"logprobs", std::move(lp)},
                     {"finish_reason", reason},
                     {"matched_stop", matched_json(reason, c->out.matched_stop(), c->matched_stop)}});
     }
