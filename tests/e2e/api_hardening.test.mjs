@@ -130,6 +130,17 @@ test("streaming echo: the offsets of all chunks are those of the whole text; a l
   for (const c of r.body.choices) assertOffsetsMatchText(c, ["<｜begin▁of▁sentence｜>"]);
 });
 
+test("a stop string cutting the text: later tokens' offsets are capped at the text's end", async () => {
+  const r = await post("/v1/completions", {
+    model: "m", prompt: [HI], max_tokens: 5, temperature: 0, logprobs: 0, logit_bias: { [THERE]: 100 }, stop: ["re th"],
+  });
+  const c = r.body.choices[0];
+  assert.equal(c.text, " the");
+  assert.equal(c.finish_reason, "stop");
+  assert.deepEqual(c.logprobs.tokens, [" there", " there"]);
+  assert.deepEqual(c.logprobs.text_offset, [0, 4]);
+});
+
 // ---- messages ----------------------------------------------------------------------------------
 
 async function expect400(path, body, message, param) {
