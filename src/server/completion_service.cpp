@@ -19,6 +19,8 @@ namespace {
 
 [[noreturn]] void bad(const std::string& param, const std::string& msg) { throw ApiError(400, msg, param); }
 
+constexpr size_t kMaxChoicesPerRequest = 4096;  // prompts x n (docs/server.md, limits)
+
 std::vector<int32_t> parse_ids(const Tokenizer& tok, const ordered_json& v, const std::string& where) {
   std::vector<int32_t> ids;
   const int64_t vocab = tok.vocab_size();
@@ -185,6 +187,11 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
   if (!r.debug_model_text.empty()) bad("debug_model_text", "debug_model_text: only the chat route has the test hook");
   if (!r.debug_forced_prefix.empty()) bad("debug_forced_prefix", "debug_forced_prefix: only the chat route has the test hook");
 
+  // One request may not queue more engine requests than this (a 100000-prompt batch would hold the
+  // FCFS queue for half an hour ahead of every other client).
+  if (s->prompts_.size() * size_t(r.n) > kMaxChoicesPerRequest)
+    bad(prompt_param, prompt_param + ": " + std::to_string(s->prompts_.size()) + " prompts x n=" + std::to_string(r.n) +
+                          " is more than " + std::to_string(kMaxChoicesPerRequest) + " choices in one request");
   ChoiceOutputOptions o;
   o.separate_reasoning = false;
   o.stop = r.stop;

@@ -65,14 +65,15 @@ Request make_engine_request(const ServeContext& ctx, const ChatCompletionRequest
 
 TokenEvent first_event(RequestStream& stream, const ClientGone& gone) {
   using namespace std::chrono_literals;
-  std::optional<TokenEvent> ev;
-  while (!(ev = stream.pop(100ms))) {
+  // Asked before each wait, not only after a 100 ms timeout: with many choices every first event may
+  // come within 100 ms of the previous one, and a client gone meanwhile must still be seen.
+  for (;;) {
     if (gone && gone()) {
       stream.abort();
       throw ClientDisconnected("the client closed the connection before the first token of request " + stream.id());
     }
+    if (std::optional<TokenEvent> ev = stream.pop(100ms)) return *ev;
   }
-  return *ev;
 }
 
 ApiError request_error(const TokenEvent& ev) {

@@ -139,3 +139,34 @@ test("many clients leaving at once (some mid-stream) abort only their own reques
   assert.equal(after.token_usage, idle.token_usage);
   assert.equal(after.num_aborted_requests_total - idle.num_aborted_requests_total, 12);
 });
+
+test("a batch of 2000 one-token prompts whose client leaves is aborted (checked before each choice's wait)", async () => {
+  const idle = await waitFor((m) => m.num_running_reqs === 0 && m.num_queue_reqs === 0, "idle");
+  const ac = new AbortController();
+  const res = fetch(`${server.url}/v1/completions`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ model: "m", prompt: Array.from({ length: 2000 }, (_, i) => [1000 + i]), max_tokens: 1 }),
+    signal: ac.signal,
+  }).catch((e) => e);
+  await waitFor((m) => m.num_queue_reqs > 0, "batch queued");
+  ac.abort();
+  await res;
+  const after = await waitFor((m) => m.num_running_reqs === 0 && m.num_queue_reqs === 0, "running back to 0");
+  assert.equal(after.num_requests_total - idle.num_requests_total, 2000);
+  // Each first event comes well within 100 ms of the previous one: before the fix no wait ever timed
+  // out, the client was never asked about, and all 2000 ran.
+  assert.ok(after.num_aborted_requests_total - idle.num_aborted_requests_total >= 1000,
+    `aborted ${after.num_aborted_requests_total - idle.num_aborted_requests_total}`);
+  assert.equal(after.token_usage, idle.token_usage);
+});
+
+test("more than 4096 choices in one request is a 400 naming the prompt", async () => {
+  const r = await fetch(`${server.url}/generate`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ input_ids: Array.from({ length: 2049 }, () => [5]), sampling_params: { max_new_tokens: 1, n: 2 } }),
+  });
+  assert.equal(r.status, 400);
+  const j = await r.json();
+  assert.equal(j.error.message, "input_ids: 2049 prompts x n=2 is more than 4096 choices in one request");
+  assert.equal(j.error.param, "input_ids");
+});
