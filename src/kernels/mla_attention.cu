@@ -391,10 +391,16 @@ void mla_sparse_attention_fp32(const float* q_lat, const float* q_pe, int64_t R,
   DS_CUDA_CHECK_LAUNCH("mla_sparse_kernel");
 }
 
+namespace {
+std::atomic<bool> g_fp32_only{false};
+}  // namespace
+
+void set_mla_attention_fp32_only(bool on) { g_fp32_only.store(on); }
+
 void mla_sparse_attention(const float* q_lat, const float* q_pe, int64_t R, int H, int C, int dr,
                           const uint8_t* cache, KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n,
                           float scale, float* o_lat, cudaStream_t stream) {
-  if (!detail::mla_sparse_tc_supported(H, C, dr)) {
+  if (g_fp32_only.load() || !detail::mla_sparse_tc_supported(H, C, dr)) {
     mla_sparse_attention_fp32(q_lat, q_pe, R, H, C, dr, cache, dt, idx, n, max_n, scale, o_lat, stream);
     return;
   }

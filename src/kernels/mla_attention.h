@@ -34,6 +34,11 @@ void mla_sparse_attention(const float* q_lat, const float* q_pe, int64_t R, int 
                           const uint8_t* cache, KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n,
                           float scale, float* o_lat, cudaStream_t stream);
 
+/// TEST HOOK (drivers only): while on, mla_sparse_attention runs the FP32 CUDA-core path for every
+/// shape, so a driver can tell the tensor-core path's rounding from differences upstream of the
+/// attention (tests/gpu/gpu_fullwidth.cpp). Process-wide; not meant to change inside a captured graph.
+void set_mla_attention_fp32_only(bool on);
+
 /// The same attention, FP32 on CUDA cores for any supported shape and any F32 q (the reference
 /// path: exact mode, tests). Same contract and errors as mla_sparse_attention.
 void mla_sparse_attention_fp32(const float* q_lat, const float* q_pe, int64_t R, int H, int C, int dr,

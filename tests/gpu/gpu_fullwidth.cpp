@@ -32,8 +32,13 @@
 //        A wrong key of 64 (1.6e-2), a wrong mask, scale, head or cache record fails it. Sparse rows
 //        may use a top-k set that differs by a near-tie key: counted up to max(2, 3%);
 //    (2) teacher forcing: the CPU official forward with the GPU's attention output put in its place
-//        (ForwardTrace::attn_override) against the GPU logits, at kTight with the flip allowance
-//        below: o_proj, residual, norms, router, experts and lm_head on equal inputs;
+//        (ForwardTrace::attn_override) against the GPU logits: o_proj, residual, norms, router,
+//        experts and lm_head on equal inputs. The median row within kTight (a row with no quantizer
+//        flip carries FP32 order noise only); all kept rows within kFp8Flip = 2e-3: the GEMM order
+//        noise (~1e-7) flips a BF16 rounding of an expert's gate/up output now and then, which moves
+//        an FP8 code of the SwiGLU output with probability 2^-8 / 2^-4 = 1/16, and one such code
+//        moves the expert's down output by ~q / sqrt(2048) = 1.3e-3 of its norm (the first run with
+//        this split: median 4.5e-5, kept rows 5.1e-4..6.4e-4); routing flips as below;
 //    (3) without teacher forcing, the logits are two computations whose FP8 rounding decisions
 //        decorrelate: the official mode quantizes 6 GEMM inputs to E4M3 (relative step q ~ 2^-4), a
 //        difference d at a quantizer input flips codes with probability ~d/q, each worth q, so the
@@ -77,6 +82,7 @@
 
 #include "cuda/cuda_model.h"
 #include "cuda/device_weights.h"
+#include "kernels/mla_attention.h"
 #include "gpu_test_util.h"
 #include "model/deepseek_v32.h"
 
@@ -89,6 +95,7 @@ constexpr double kEpsGap = 1e-3;
 constexpr double kLoose = 0.5;
 constexpr double kAttnRow = 1.0 / 128;  // one BF16 ulp (<= 2^-7 relative) on every element of a row
 constexpr double kAttnAll = 1e-3;       // dense rows together (expected ~1.6e-4, derivation above)
+constexpr double kFp8Flip = 2e-3;       // teacher-forced rows with a few FP8 code flips in the MoE path (above)
 constexpr int kPage = 64;
 
 /// The oracle fixture (scripts/reference/oracle_common.py Fixture: NAME.json + NAME.bin FP32).
@@ -183,15 +190,15 @@ std::vector<std::string> g_table;
 
 /// The tight comparison of a block (kTight on the kept rows and the median, outliers within the allowance).
 void tight(const std::string& what, const float* a, const float* ref, int rows, int width, int sparse_from,
-           const std::vector<char>& exclude = {}) {
+           const std::vector<char>& exclude = {}, double kept_bar = kTight) {
   const RowStats s = row_stats(a, ref, rows, width, sparse_from, exclude);
   const int dense_rows = s.rows - s.rows_sparse, dense_out = s.outliers - s.outliers_sparse;
   const bool out_ok = dense_out <= std::max(2, dense_rows * 3 / 100) &&
                       s.outliers_sparse <= std::max(2, s.rows_sparse * 3 / 100);
-  const bool ok = s.kept <= kTight && s.median <= kTight && out_ok;
+  const bool ok = s.kept <= kept_bar && s.median <= kTight && out_ok;
   char buf[512];
-  std::snprintf(buf, sizeof buf, "%s: normwise %.2e (median row %.2e) <= %.0e, %d flip rows", what.c_str(), s.kept,
-                s.median, kTight, s.outliers);
+  std::snprintf(buf, sizeof buf, "%s: normwise %.2e <= %.0e (median row %.2e <= %.0e), %d flip rows", what.c_str(),
+                s.kept, kept_bar, s.median, kTight, s.outliers);
   check(ok, buf);
   std::string rows_list;
   for (size_t i = 0; i < s.outlier_rows.size() && i < 12; ++i) rows_list += " " + std::to_string(s.outlier_rows[i]);
@@ -200,7 +207,7 @@ void tight(const std::string& what, const float* a, const float* ref, int rows, 
               what.c_str(), s.rows, s.excluded, s.all, s.kept, s.median, s.max, kOutlier, s.outliers,
               s.outliers_sparse, rows_list.c_str());
   std::snprintf(buf, sizeof buf, "| %s | %d | %.2e | %.2e | %.2e | %d / %d | %d | %.0e | %s |", what.c_str(), s.rows,
-                s.kept, s.median, s.all, s.outliers, s.outliers_sparse, s.excluded, kTight, ok ? "PASS" : "FAIL");
+                s.kept, s.median, s.all, s.outliers, s.outliers_sparse, s.excluded, kept_bar, ok ? "PASS" : "FAIL");
   g_table.push_back(buf);
 }
 
@@ -374,8 +381,18 @@ int main(int argc, char** argv) {
       }
     }
     // C. CUDA official (BF16 and FP8 MLA caches) vs B and vs transformers.
-    for (auto kv : {ds::cuda::KvCacheDtype::BF16, ds::cuda::KvCacheDtype::FP8}) {
-      const std::string kvs = kv == ds::cuda::KvCacheDtype::BF16 ? "kv-bf16" : "kv-fp8";
+    // The third pass runs the FP32 CUDA-core attention (set_mla_attention_fp32_only) instead of the
+    // tensor-core kernel: it tells the tensor-core path's rounding from differences upstream of it.
+    struct Pass {
+      ds::cuda::KvCacheDtype kv;
+      bool fp32_attention;
+    };
+    for (const Pass pass : {Pass{ds::cuda::KvCacheDtype::BF16, false}, Pass{ds::cuda::KvCacheDtype::FP8, false},
+                            Pass{ds::cuda::KvCacheDtype::BF16, true}}) {
+      const auto kv = pass.kv;
+      const std::string kvs = std::string(kv == ds::cuda::KvCacheDtype::BF16 ? "kv-bf16" : "kv-fp8") +
+                              (pass.fp32_attention ? " fp32-attention" : "");
+      ds::cuda::set_mla_attention_fp32_only(pass.fp32_attention);
       auto t0 = std::chrono::steady_clock::now();
       auto w = ds::cuda::DeviceWeights::load(ckpt);
       const double up = seconds_since(t0);
@@ -422,7 +439,7 @@ int main(int argc, char** argv) {
           const std::vector<float> tf = official->forward(cplan).data;
           official->set_trace(nullptr);
           tight("cuda " + kvs + " vs cpu official logits, teacher-forced attention " + tag(i), g.data.data(),
-                tf.data(), T, V, topk);
+                tf.data(), T, V, topk, {}, kFp8Flip);
         }
         decorrelated("cuda " + kvs + " vs cpu official logits, untied " + tag(i), g.data.data(),
                      official_logits[i].data(), T, V, std::sqrt(2.0) * official_vs_exact[i]);
@@ -430,6 +447,7 @@ int main(int argc, char** argv) {
               fx.array("p" + std::to_string(i) + ".logits").data(), T, V, true);
       }
     }
+    ds::cuda::set_mla_attention_fp32_only(false);
   } catch (const std::exception& e) {
     std::printf("CHECK %-72s FAIL\nerror: %s\n", "gpu_fullwidth ran to the end", e.what());
     return 1;
