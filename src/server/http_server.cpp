@@ -12,18 +12,15 @@
 #include <set>
 #include <thread>
 
-#include <dirent.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <cerrno>
 #include <cstring>
-#include <cstdlib>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include "common/version.h"
+#include "server/client_liveness.h"
 #include "server/completion_service.h"
 #include "server/metrics.h"
 #include "server/text_endpoints.h"
@@ -101,75 +98,6 @@ class GrowingThreadPool final : public httplib::TaskQueue {
   bool stop_ = false;
 };
 
-/// "host" and port of a socket address as cpp-httplib writes them into Request::remote_addr.
-bool numeric_addr(const sockaddr_storage& a, socklen_t len, std::string& host, int& port) {
-  char h[NI_MAXHOST], p[NI_MAXSERV];
-  if (getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, h, sizeof(h), p, sizeof(p),
-                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-    return false;
-  host = h;
-  port = std::atoi(p);
-  return true;
-}
-
-/// The port of an IPv4/IPv6 socket address; -1 for other families.
-int port_of(const sockaddr_storage& a) {
-  if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
-  if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
-  return -1;
-}
-
-/// The connected socket of `req`: cpp-httplib 0.11 gives a handler no socket and no liveness check,
-/// so the open descriptors are matched on the request's local port and remote address:port (one
-/// TCP connection has one such 4-tuple). -1 when none matches, -3 when two do (an old descriptor
-/// of a reset connection whose client port was reused).
-int find_request_socket(const httplib::Request& req) {
-  DIR* d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int found = -1;
-  while (dirent* e = readdir(d)) {
-    char* end = nullptr;
-    const long fd = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || fd == dirfd(d)) continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t ll = sizeof(local), pl = sizeof(peer);
-    if (getsockname(int(fd), reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;  // not a socket
-    if (port_of(local) != req.local_port) continue;  // also skips non-IP sockets (-1)
-    if (getpeername(int(fd), reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;  // a listener
-    if (port_of(peer) != req.remote_port) continue;
-    std::string ph;
-    int pp = -1;
-    if (!numeric_addr(peer, pl, ph, pp)) continue;
-    if (ph == req.remote_addr) {
-      if (found >= 0) {  // two descriptors with one 4-tuple (an old one not closed yet): cannot tell
-        spdlog::debug("request socket lookup: fds {} and {} both match {}:{}", found, fd, req.remote_addr, req.remote_port);
-        found = -3;
-        break;
-      }
-      found = int(fd);
-    }
-  }
-  closedir(d);
-  return found;
-}
-
-/// A ClientGone for `req`: true once the peer closed (recv peeks EOF) or reset the connection.
-/// The socket is looked up now, while the client has just sent its request (a lookup after the
-/// client left could match a new connection that reuses its port); a socket that cannot be found
-/// or told apart is looked up again at the next call, and until found the client is not reported gone.
-ClientGone client_gone_check(const httplib::Request& req) {
-  auto fd = std::make_shared<int>(find_request_socket(req));
-  return [&req, fd]() {
-    if (*fd == -3) *fd = find_request_socket(req);  // -3: two descriptors matched
-    if (*fd < 0) return false;
-    char c;
-    const ssize_t n = ::recv(*fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0) return true;  // orderly close
-    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;  // reset
-    return false;             // bytes pending (a pipelined request): still there
-  };
-}
-
 /// The string `code` of an error cpp-httplib answers itself (the envelope's other transport-level
 /// errors use such names too: not_found, method_not_allowed, length_required, payload_too_large).
 std::string http_error_code(int status) {
@@ -243,7 +171,7 @@ struct HttpServer::Impl {
       return;
     }
     decltype(start(ClientGone{})) s;
-    const ClientGone gone = client_gone_check(req);  // `req` outlives the content provider
+    const ClientGone gone = client_gone_check(req.remote_addr, req.remote_port, req.local_port);
     try {
       s = start(gone);
     } catch (const ClientDisconnected& e) {

@@ -1,0 +1,20 @@
+// Whether an HTTP client is still connected, for a handler that cpp-httplib 0.11 gives neither its
+// socket nor a liveness check (docs/server.md, "HTTP and engine"): the connection's descriptor is
+// found among /proc/self/fd by the request's 4-tuple and polled for POLLRDHUP/POLLHUP/POLLERR.
+#pragma once
+#include <string>
+
+#include "server/chat_service.h"
+
+namespace ds {
+
+/// A ClientGone for the connection whose peer is `remote_addr`:`remote_port` (as cpp-httplib writes
+/// Request::remote_addr, numeric) on the server's `local_port`: true once the peer closed its side
+/// (POLLRDHUP, also with unread bytes pending; a half-close counts, as in uvicorn) or reset the
+/// connection (POLLHUP/POLLERR). The descriptor is looked
+/// up now, while the client has just sent its request (a lookup after it left could match a new
+/// connection that reuses its port); two matching descriptors are looked up again at the next call;
+/// none found: never reported gone. Call it from the handler's thread while the connection is open.
+ClientGone client_gone_check(const std::string& remote_addr, int remote_port, int local_port);
+
+}  // namespace ds
