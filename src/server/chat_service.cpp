@@ -139,7 +139,7 @@ std::shared_ptr<ChatSession> ChatSession::start(const ServeContext& ctx, const s
     c->queued.push_back(first_event(*c->stream, gone));
     if (c->queued.back().finish == FinishReason::Error) {
       s->abort();
-      throw request_error(c->queued.back());
+      throw request_error(c->queued.back(), "messages");
     }
   }
   return s;

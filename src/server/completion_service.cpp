@@ -251,7 +251,7 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
     c->queued.push_back(first_event(*c->stream, gone));
     if (c->queued.back().finish == FinishReason::Error) {
       s->abort();
-      throw request_error(c->queued.back());
+      throw request_error(c->queued.back(), s->prompts_.size() > 1 ? prompt_param + "[" + std::to_string(c->prompt) + "]" : prompt_param);
     }
   }
   return s;

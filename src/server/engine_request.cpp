@@ -76,8 +76,8 @@ TokenEvent first_event(RequestStream& stream, const ClientGone& gone) {
   }
 }
 
-ApiError request_error(const TokenEvent& ev) {
-  if (ev.invalid_request) return ApiError(400, ev.error, "", "invalid_request_error");
+ApiError request_error(const TokenEvent& ev, const std::string& prompt_param) {
+  if (ev.invalid_request) return ApiError(400, ev.error, prompt_param, "invalid_request_error");
   return ApiError(500, "Internal server error: " + ev.error, "", "internal_server_error");
 }
 

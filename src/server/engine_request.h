@@ -35,8 +35,9 @@ Request make_engine_request(const ServeContext& ctx, const ChatCompletionRequest
 TokenEvent first_event(RequestStream& stream, const ClientGone& gone = {});
 
 /// The HTTP error for a request that ended with FinishReason::Error before any byte was sent:
-/// 400 invalid_request_error when the engine marked the request itself invalid, else 500.
-ApiError request_error(const TokenEvent& ev);
+/// 400 invalid_request_error naming `prompt_param` when the engine marked the request itself invalid
+/// (its prompt: empty, over the context, larger than the KV pool, ids outside the vocabulary), else 500.
+ApiError request_error(const TokenEvent& ev, const std::string& prompt_param);
 
 /// ctx.engine->submit(q); an engine that is shutting down becomes ApiError 503.
 std::shared_ptr<RequestStream> submit_or_503(const ServeContext& ctx, Request q);

@@ -329,3 +329,22 @@ test("bench and eval against --api-key: a 401 prints the OPENAI_API_KEY hint", a
     await keyed.stop();
   }
 });
+
+test("a prompt the KV pool can never hold is a 400 naming the prompt (prompt[i] in a list)", async () => {
+  const small = await startServer(["--max-total-tokens", "256"]);
+  try {
+    const long = Array.from({ length: 300 }, () => 5);
+    for (const [prompt, param] of [[long, "prompt"], [[[5], long], "prompt[1]"]]) {
+      const r = await fetch(`${small.url}/v1/completions`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prompt, max_tokens: 1 }),
+      });
+      assert.equal(r.status, 400);
+      const j = await r.json();
+      assert.equal(j.error.message, "The input (300 tokens) does not fit in the KV cache (256 tokens from --max-total-tokens " +
+                                    "and --page-size); it can never be scheduled.");
+      assert.equal(j.error.param, param);
+    }
+  } finally {
+    await small.stop();
+  }
+});
