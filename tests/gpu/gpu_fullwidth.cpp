@@ -21,33 +21,40 @@
 //    chained GEMM/norm/softmax steps in the layer (x sqrt(10)) and at most ~10x amplification by a
 //    random layer: 2.4e-4; margin 2x. Detects: a BF16 rounding exact mode must not do (2^-9 / sqrt(3)
 //    ~ 1e-3 on the rounded tensor), a wrong weight, layout, mask, slot or scale (>= 1e-2).
-//  - C-vs-B is split at the attention output (before o_proj), where the GPU's tensor-core attention
-//    (FP32 accumulation in another order, P as hi + lo BF16; within 2e-5 of the FP32 twin, driver
-//    gpu_mla_attention) and the CPU's FP32 attention part by rounding noise only:
-//    (1) the attention output itself (BF16 values in official mode): a BF16 value moves by at most
-//        one ulp (<= 2^-7 relative) when its FP32 source moves by ~2e-5, so every dense row within
-//        kAttnRow = 2^-7 normwise (hard bound), and the dense rows together within kAttnAll = 1e-3:
-//        a flip happens where the FP32 value lies within 2e-5 of a rounding midpoint, probability
-//        ~2e-5 / 2^-8 = 0.5% per element, worth ~2^-8 / sqrt(3) each: ~1.6e-4 expected, 6x margin.
-//        A wrong key of 64 (1.6e-2), a wrong mask, scale, head or cache record fails it. Sparse rows
-//        may use a top-k set that differs by a near-tie key: counted up to max(2, 3%);
-//    (2) teacher forcing: the CPU official forward with the GPU's attention output put in its place
+//  - C-vs-B is split at the attention output (before o_proj):
+//    (1) the attention kernels on equal inputs: the three CUDA passes (BF16 cache, FP8 cache, FP32
+//        CUDA-core attention via set_mla_attention_fp32_only) compute everything before the
+//        attention with the same deterministic kernels, so their attention inputs are equal bits.
+//        FP8 cache == BF16 cache bit for bit (the 656-byte record is lossless for official
+//        latents). Tensor-core vs FP32 path: o_lat within 2e-5 (driver gpu_mla_attention), so its
+//        BF16 rounding flips <= 2e-5 / 2^-8 = 0.5% of o_lat elements by one ulp, which moves the
+//        W_UV product by ~2^-8 sqrt(0.005) = 2.8e-4 and flips that fraction of its BF16 outputs:
+//        every dense row within kAttnRow = 2^-7 (one ulp per element), the dense rows together
+//        within kAttnAll = 1e-3 (~1.6e-4 expected);
+//    (2) the attention output against the CPU's: the two sides' inputs are NOT equal. FP32 order
+//        noise (~1e-7) in q_a / kv_a flips BF16 roundings now and then, which move FP8 codes of
+//        q_b's input and of the latent's FP8 round trip (one code = 2^-4..2^-3 of its element), so
+//        both the queries and the cached keys / values part by FP8 steps before the attention
+//        (the session-3 run: 18-33% of the BF16 attention outputs differ, 1.7e-3..2.8e-3, and the
+//        FP32-path pass shows the same numbers as the tensor-core pass). Bar: two computations
+//        with independent FP8 rounding noise, sqrt(2) x ||B - A|| of the attention output (A = CPU
+//        exact, B = CPU official, both traced in this run);
+//    (3) teacher forcing: the CPU official forward with the GPU's attention output put in its place
 //        (ForwardTrace::attn_override) against the GPU logits: o_proj, residual, norms, router,
 //        experts and lm_head on equal inputs. The median row within kTight (a row with no quantizer
 //        flip carries FP32 order noise only); all kept rows within kFp8Flip = 2e-3: the GEMM order
 //        noise (~1e-7) flips a BF16 rounding of an expert's gate/up output now and then, which moves
 //        an FP8 code of the SwiGLU output with probability 2^-8 / 2^-4 = 1/16, and one such code
-//        moves the expert's down output by ~q / sqrt(2048) = 1.3e-3 of its norm (the first run with
-//        this split: median 4.5e-5, kept rows 5.1e-4..6.4e-4); routing flips as below;
-//    (3) without teacher forcing, the logits are two computations whose FP8 rounding decisions
-//        decorrelate: the official mode quantizes 6 GEMM inputs to E4M3 (relative step q ~ 2^-4), a
-//        difference d at a quantizer input flips codes with probability ~d/q, each worth q, so the
-//        quantized vector moves by sqrt(d q) (1e-4 -> 2.5e-3 -> 1.2e-2 after two quantizers), and the
-//        router turns that into expert swaps (docs/numerics.md, oracle B). Two such computations are
-//        as far apart as two independent draws of the official-vs-exact noise: bar sqrt(2) x
-//        ||B - A|| per prompt (B = CPU official, A = CPU exact, both measured in this run).
+//        moves the expert's down output by ~q / sqrt(2048) = 1.3e-3 of its norm (first run: median
+//        4.5e-5, kept rows 4.3e-4..6.4e-4). Rows beyond kOutlier are routing flips (as below) or
+//        rows that collected several such codes: allowed up to kTfOutliers = 5% per class (routing
+//        flips 1-2% + rows with >= 4 codes; measured 2.9% and 3.5% at 2100 tokens; the 3% of the
+//        untied rule below was set before any teacher-forced run, for routing flips only);
+//    (4) without teacher forcing, the logits are two computations whose FP8 rounding decisions
+//        decorrelate (the quantized vector moves by sqrt(d q) per quantizer, and the router turns
+//        that into expert swaps; docs/numerics.md, oracle B): bar sqrt(2) x ||B - A|| of the logits.
 //    The first version of this driver held the untied logits to 5e-4 and failed (median row 4e-2,
-//    row 0 equal: a single key makes the attention exact); (1)-(3) localise the difference instead.
+//    row 0 equal: a single key makes the attention exact); (1)-(4) localise the difference instead.
 //  - Discrete flips: a row whose routing differs (its 8th and 9th biased router scores within the
 //    noise) differs by O(0.1) in that row alone (one layer). Router scores near the top-8 threshold of
 //    256 are ~4e-3 apart; CUDA-vs-CPU noise on them is ~2.5e-5 (one BF16 ulp in a few inputs, x 0.02
@@ -96,6 +103,7 @@ constexpr double kLoose = 0.5;
 constexpr double kAttnRow = 1.0 / 128;  // one BF16 ulp (<= 2^-7 relative) on every element of a row
 constexpr double kAttnAll = 1e-3;       // dense rows together (expected ~1.6e-4, derivation above)
 constexpr double kFp8Flip = 2e-3;       // teacher-forced rows with a few FP8 code flips in the MoE path (above)
+constexpr int kTfOutlierPct = 5;        // teacher-forced outlier rows per class, percent (above)
 constexpr int kPage = 64;
 
 /// The oracle fixture (scripts/reference/oracle_common.py Fixture: NAME.json + NAME.bin FP32).
@@ -190,11 +198,11 @@ std::vector<std::string> g_table;
 
 /// The tight comparison of a block (kTight on the kept rows and the median, outliers within the allowance).
 void tight(const std::string& what, const float* a, const float* ref, int rows, int width, int sparse_from,
-           const std::vector<char>& exclude = {}, double kept_bar = kTight) {
+           const std::vector<char>& exclude = {}, double kept_bar = kTight, int outlier_pct = 3) {
   const RowStats s = row_stats(a, ref, rows, width, sparse_from, exclude);
   const int dense_rows = s.rows - s.rows_sparse, dense_out = s.outliers - s.outliers_sparse;
-  const bool out_ok = dense_out <= std::max(2, dense_rows * 3 / 100) &&
-                      s.outliers_sparse <= std::max(2, s.rows_sparse * 3 / 100);
+  const bool out_ok = dense_out <= std::max(2, dense_rows * outlier_pct / 100) &&
+                      s.outliers_sparse <= std::max(2, s.rows_sparse * outlier_pct / 100);
   const bool ok = s.kept <= kept_bar && s.median <= kTight && out_ok;
   char buf[512];
   std::snprintf(buf, sizeof buf, "%s: normwise %.2e <= %.0e (median row %.2e <= %.0e), %d flip rows", what.c_str(),
@@ -223,7 +231,7 @@ void loose(const std::string& what, const float* a, const float* ref, int rows, 
   g_table.push_back(buf);
 }
 
-/// The attention output (BF16 values) of the GPU against the CPU's: dense rows (p < topk) each
+/// Two attention outputs (BF16 values) from equal inputs: dense rows (p < topk) each
 /// within kAttnRow and together within kAttnAll; sparse rows beyond kAttnRow (a near-tie key of the
 /// top-k set) counted, up to max(2, 3%).
 void attention_check(const std::string& what, const float* a, const float* ref, int rows, int width, int sparse_from) {
@@ -267,11 +275,19 @@ void attention_check(const std::string& what, const float* a, const float* ref, 
   g_table.push_back(buf);
 }
 
-/// Untied official-mode logits: normwise over all rows <= bar (sqrt(2) x ||official - exact||).
+/// RESULT line: the fraction of attention-output elements (BF16 values) that differ.
+void attention_stats(const std::string& what, const float* a, const float* ref, int rows, int width) {
+  int64_t differ = 0;
+  for (int64_t i = 0; i < int64_t(rows) * width; ++i) differ += a[i] != ref[i];
+  std::printf("RESULT %s: elements that differ %lld of %lld (%.3f%%)\n", what.c_str(), (long long)differ,
+              (long long)rows * width, 100.0 * double(differ) / (double(rows) * width));
+}
+
+/// Untied official-mode values: normwise over all rows <= bar (sqrt(2) x ||official - exact||).
 void decorrelated(const std::string& what, const float* a, const float* ref, int rows, int width, double bar) {
   const RowStats s = row_stats(a, ref, rows, width, rows, {});
   char buf[512];
-  std::snprintf(buf, sizeof buf, "%s: normwise %.3e <= %.3e (sqrt 2 x official-vs-exact)", what.c_str(), s.all, bar);
+  std::snprintf(buf, sizeof buf, "%s: normwise %.3e <= %.3e (sqrt 2 x official vs exact)", what.c_str(), s.all, bar);
   check(s.all <= bar, buf);
   std::snprintf(buf, sizeof buf, "| %s | %d | - | %.2e | %.2e | - | - | %.2e | %s |", what.c_str(), s.rows, s.median,
                 s.all, bar, s.all <= bar ? "PASS" : "FAIL");
@@ -302,7 +318,7 @@ int main(int argc, char** argv) {
     std::vector<std::vector<int32_t>> prompts;
     for (const auto& p : fx.meta["prompts"]) prompts.push_back(p["tokens"].get<std::vector<int32_t>>());
     const size_t P = prompts.size();
-    std::vector<std::vector<float>> exact_logits(P), official_logits(P);
+    std::vector<std::vector<float>> exact_logits(P), official_logits(P), exact_attn(P);
     int V = 0, H = 0, topk = 0;
     auto tag = [&](size_t i) { return "p" + std::to_string(i) + " (" + std::to_string(prompts[i].size()) + " tok)"; };
 
@@ -326,6 +342,7 @@ int main(int argc, char** argv) {
         t0 = std::chrono::steady_clock::now();
         exact_logits[i] = m->forward(plan).data;
         m->set_trace(nullptr);
+        exact_attn[i] = trace.attn.at(0);
         std::printf("RESULT cpu exact forward %s: %.1f s\n", tag(i).c_str(), seconds_since(t0));
         // Indexer sets of the sparse rows.
         const auto& e = fx.meta["prompts"][i];
@@ -387,6 +404,7 @@ int main(int argc, char** argv) {
       ds::cuda::KvCacheDtype kv;
       bool fp32_attention;
     };
+    std::vector<std::vector<float>> first_attn(P);  // the first pass's attention outputs (kv-bf16, tensor cores)
     for (const Pass pass : {Pass{ds::cuda::KvCacheDtype::BF16, false}, Pass{ds::cuda::KvCacheDtype::FP8, false},
                             Pass{ds::cuda::KvCacheDtype::BF16, true}}) {
       const auto kv = pass.kv;
@@ -425,10 +443,24 @@ int main(int argc, char** argv) {
         if (g.data.size() != official_logits[i].size()) throw std::runtime_error("cuda logits have the wrong size");
         if (cap.attn.size() != 1 || cap.attn[0].size() != official_attn[i].size())
           throw std::runtime_error("cuda layer capture has the wrong size");
-        // (1) the attention output, (2) the rest of the layer on the GPU's attention output, (3) untied.
+        // (1) the attention kernels on equal inputs, (2) the attention output vs the CPU's, (3) the
+        // rest of the layer on the GPU's attention output, (4) untied logits.
         const int aw = int(official_attn[i].size() / size_t(T));
-        attention_check("cuda " + kvs + " vs cpu official attention output " + tag(i), cap.attn[0].data(),
-                        official_attn[i].data(), T, aw, topk);
+        if (first_attn[i].empty()) {
+          first_attn[i] = cap.attn[0];
+        } else if (!pass.fp32_attention) {
+          check(cap.attn[0] == first_attn[i],
+                "cuda " + kvs + " attention output == kv-bf16's bit for bit " + tag(i) + " (lossless FP8 record)");
+        } else {
+          attention_check("cuda " + kvs + " vs tensor-core attention output, equal inputs " + tag(i),
+                          cap.attn[0].data(), first_attn[i].data(), T, aw, topk);
+        }
+        const double attn_bar =
+            std::sqrt(2.0) * row_stats(official_attn[i].data(), exact_attn[i].data(), T, aw, T, {}).all;
+        decorrelated("cuda " + kvs + " vs cpu official attention output " + tag(i), cap.attn[0].data(),
+                     official_attn[i].data(), T, aw, attn_bar);
+        attention_stats("cuda " + kvs + " vs cpu official attention output " + tag(i), cap.attn[0].data(),
+                        official_attn[i].data(), T, aw);
         {
           auto cache = official->new_cache();
           ds::BatchPlan cplan;
@@ -439,7 +471,7 @@ int main(int argc, char** argv) {
           const std::vector<float> tf = official->forward(cplan).data;
           official->set_trace(nullptr);
           tight("cuda " + kvs + " vs cpu official logits, teacher-forced attention " + tag(i), g.data.data(),
-                tf.data(), T, V, topk, {}, kFp8Flip);
+                tf.data(), T, V, topk, {}, kFp8Flip, kTfOutlierPct);
         }
         decorrelated("cuda " + kvs + " vs cpu official logits, untied " + tag(i), g.data.data(),
                      official_logits[i].data(), T, V, std::sqrt(2.0) * official_vs_exact[i]);
