@@ -74,7 +74,8 @@ if(DEEPSERVE_HAVE_CUDA)
     add_executable(${t} ${src})
     deepserve_cuda_flags(${t})
     target_link_libraries(${t} PRIVATE deepserve_cuda ds_kernels_cpu CUDA::cudart_static)
-    if(t STREQUAL "gpu_model" OR t STREQUAL "gpu_bench_model" OR t STREQUAL "gpu_fullwidth" OR t STREQUAL "gpu_graphs")
+    if(t STREQUAL "gpu_model" OR t STREQUAL "gpu_bench_model" OR t STREQUAL "gpu_fullwidth" OR t STREQUAL "gpu_graphs"
+       OR t STREQUAL "gpu_oracle")
       # The whole-model drivers link the runner and the CPU engine, whose spdlog/fmt are Debian shared
       # libraries: they run with tests/gpu/collect_libs.sh's lib/ (shared libstdc++ there, so one copy).
       target_link_libraries(${t} PRIVATE $<LINK_LIBRARY:WHOLE_ARCHIVE,ds_cuda_runner> ds_engine ds_model ds_tools)

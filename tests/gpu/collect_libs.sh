@@ -9,7 +9,7 @@ set -euo pipefail
 B=${1:-build/cuda}
 mkdir -p "$B/gpu/lib"
 cp -f "$B/deepserve" "$B/gpu/deepserve"
-for bin in "$B/deepserve" "$B/gpu/gpu_model" "$B/gpu/gpu_bench_model" "$B/gpu/gpu_fullwidth"; do
+for bin in "$B/deepserve" "$B/gpu/gpu_model" "$B/gpu/gpu_bench_model" "$B/gpu/gpu_fullwidth" "$B/gpu/gpu_oracle"; do
   [[ -x $bin ]] || continue
   # glibc and the loader are on every machine (and must match its kernel); everything else travels.
   ldd "$bin" | awk '/=> \// {print $3}' | while read -r so; do

@@ -45,6 +45,8 @@ declare -A SOURCES=(
 SOURCES[gpu_elementwise]="src/kernels/cuda_check.h src/kernels/elementwise.cu src/kernels/elementwise.h tests/gpu/gpu_elementwise.cpp tests/gpu/gpu_test_util.h"
 # The whole-model check measures the runner and every kernel it calls.
 SOURCES[gpu_model]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_model.cpp tests/gpu/gpu_test_util.h"
+# The runner against the oracle fixtures (tiny-a): the fixtures are part of what it measured.
+SOURCES[gpu_oracle]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_oracle.cpp tests/gpu/gpu_test_util.h tests/model/test_oracle_common.h tests/fixtures/oracle/oracle_official_tiny-a.json tests/fixtures/oracle/oracle_official_tiny-a.bin tests/fixtures/oracle/oracle_hf_tiny-a.json tests/fixtures/oracle/oracle_hf_tiny-a.bin"
 # CUDA graphs of the runner: replays bit-identical to eager, capture sizes, replay counts.
 SOURCES[gpu_graphs]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_graphs.cpp tests/gpu/gpu_test_util.h"
 DEVICE_LINE="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null), nvcc $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"

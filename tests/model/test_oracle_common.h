@@ -34,8 +34,8 @@ struct Fixture {
   }
 };
 
-inline Fixture load_fixture(const std::string& name) {
-  const std::string base = std::string(DEEPSERVE_SOURCE_DIR) + "/tests/fixtures/oracle/" + name;
+/// The fixture at `base` + ".json" / ".bin"; throws naming the file when one cannot be opened.
+inline Fixture load_fixture_at(const std::string& base) {
   Fixture f;
   std::ifstream js(base + ".json");
   if (!js) throw std::runtime_error("cannot open " + base + ".json");
@@ -47,6 +47,11 @@ inline Fixture load_fixture(const std::string& name) {
   bin.seekg(0);
   bin.read(reinterpret_cast<char*>(f.data.data()), long(bytes));
   return f;
+}
+
+/// tests/fixtures/oracle/NAME of this source tree.
+inline Fixture load_fixture(const std::string& name) {
+  return load_fixture_at(std::string(DEEPSERVE_SOURCE_DIR) + "/tests/fixtures/oracle/" + name);
 }
 
 /// tiny-a from make_model, made once per test binary and removed at exit.
