@@ -1,7 +1,9 @@
 // Sampler: each filter on hand-computed probability vectors, greedy ties, rng reproducibility.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "model/sampler.h"
@@ -146,3 +148,80 @@ TEST(Sampler, DifferentSeedsDiffer) {
 }
 
 }  // namespace
+
+// The filters rank only a window of the best tokens and grow it when top-p / min-p reaches its end
+// (sampler.cpp). Whatever the window does, the result must be bit-identical to ranking the whole
+// vocabulary: a full stable sort by descending probability (ties by ascending index), the same
+// prefix rules, the same sums in rank order. Checked at DeepSeek's vocabulary size on peaked, flat
+// (top-p needs most of the vocabulary: the window grows to its end) and tied distributions.
+namespace {
+
+std::vector<double> full_sort_reference(const std::vector<double>& softmax, const SamplingParams& p) {
+  const int vocab = int(softmax.size());
+  std::vector<double> probs = softmax;
+  const bool use_top_k = p.top_k > 0 && p.top_k < vocab, use_top_p = p.top_p < 1.0f, use_min_p = p.min_p > 0.0f;
+  std::vector<int32_t> order(softmax.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = int32_t(i);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return probs[size_t(a)] > probs[size_t(b)]; });
+  size_t keep = use_top_k ? size_t(p.top_k) : size_t(vocab);
+  if (use_top_p) {
+    double before = 0.0;
+    size_t n = 0;
+    while (n < keep && before < double(p.top_p)) before += probs[size_t(order[n++])];
+    keep = std::max<size_t>(n, 1);
+  }
+  if (use_min_p) {
+    const double thresh = double(p.min_p) * probs[size_t(order[0])];
+    size_t n = 0;
+    while (n < keep && probs[size_t(order[n])] >= thresh) ++n;
+    keep = std::max<size_t>(n, 1);
+  }
+  for (size_t r = keep; r < order.size(); ++r) probs[size_t(order[r])] = 0.0;
+  double kept = 0.0;
+  for (size_t r = 0; r < keep; ++r) kept += probs[size_t(order[r])];
+  for (double& v : probs) v /= kept;
+  return probs;
+}
+
+}  // namespace
+
+TEST(Sampler, WindowedRankingEqualsFullSortBitForBit) {
+  constexpr int kVocab = 129280;
+  uint64_t state = 12345;
+  auto uniform = [&] {  // splitmix-style LCG for test data
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return double(state >> 11) * 0x1.0p-53;
+  };
+  struct Dist {
+    const char* name;
+    double spread;  // logit scale: large = peaked, 0 = flat
+    bool ties;      // quantized logits: many exact ties
+  };
+  const Dist dists[] = {{"peaked", 12.0, false}, {"flat", 0.05, false}, {"tied", 4.0, true}};
+  const SamplingParams params[] = {
+      {1.0f, 0.95f, 0, 0.0f}, {1.0f, 0.999f, 0, 0.0f}, {0.7f, 0.9f, 40, 0.0f}, {1.0f, 1.0f, 50, 0.0f},
+      {1.0f, 1.0f, 0, 0.05f}, {1.0f, 1.0f, 0, 1e-9f},  {1.3f, 0.8f, 0, 0.01f}, {1.0f, 0.9999f, 100000, 0.0f}};
+  for (const Dist& d : dists) {
+    std::vector<float> logits(kVocab);
+    for (float& l : logits) {
+      double v = d.spread * (uniform() - 0.5) * 2.0;
+      if (d.ties) v = std::round(v * 2.0) / 2.0;
+      l = float(v);
+    }
+    for (const SamplingParams& p : params) {
+      SamplingParams plain = p;
+      plain.top_p = 1.0f, plain.top_k = 0, plain.min_p = 0.0f;
+      const std::vector<double> softmax = ds::filtered_probs(logits.data(), kVocab, plain);
+      const std::vector<double> got = ds::filtered_probs(logits.data(), kVocab, p);
+      const std::vector<double> want = full_sort_reference(softmax, p);
+      ASSERT_EQ(got.size(), want.size());
+      size_t differ = 0, kept = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        differ += got[i] != want[i];
+        kept += got[i] > 0.0;
+      }
+      EXPECT_EQ(differ, 0u) << d.name << " top_p " << p.top_p << " top_k " << p.top_k << " min_p " << p.min_p
+                            << " (kept " << kept << ")";
+    }
+  }
+}
