@@ -145,6 +145,10 @@ std::shared_ptr<CompletionSession> CompletionSession::start(const ServeContext& 
   int64_t default_max = 16;
   if (api == TextApi::Completions) {
     parse_common_fields(b, ctx.max_n, r);
+    // Completions' logprobs is an integer; SGLang's pydantic (lax int) reads true as 1, false as none.
+    if (b.contains("logprobs") && b["logprobs"].is_boolean() && b["logprobs"].get<bool>() &&
+        (!b.contains("top_logprobs") || b["top_logprobs"].is_null()))
+      r.logprobs = 1;
     if (!b.contains("echo") || b["echo"].is_null()) s->echo_ = false;
     else if (b["echo"].is_boolean()) s->echo_ = b["echo"].get<bool>();
     else bad("echo", "echo: expected a boolean");

@@ -22,6 +22,7 @@
 #include "common/version.h"
 #include "server/client_liveness.h"
 #include "server/completion_service.h"
+#include "server/http_checks.h"
 #include "server/metrics.h"
 #include "server/text_endpoints.h"
 
@@ -117,6 +118,22 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   res.set_content(error_body(e).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
+
+ApiError not_found_error(const httplib::Request& req) {
+  return ApiError(404, "Not found: " + req.method + " " + req.path, "", "invalid_request_error", "not_found");
+}
+
+ApiError method_not_allowed_error(const httplib::Request& req, const std::string& allow) {
+  return ApiError(405, "Method Not Allowed: " + req.method + " " + req.path + " (allowed: " + allow + ")", "",
+                  "invalid_request_error", "method_not_allowed");
+}
+
+/// True when `method` is one of the ", "-joined `allow` list.
+bool method_listed(const std::string& allow, const std::string& method) {
+  return (", " + allow + ",").find(" " + method + ",") != std::string::npos;
+}
+
+const ApiError kUnsupportedMediaType(400, "Unsupported Media Type: Only 'application/json' is allowed");
 }  // namespace
 
 struct HttpServer::Impl {
@@ -166,8 +183,8 @@ struct HttpServer::Impl {
   void generation(const httplib::Request& req, httplib::Response& res, Start start) {
     if (!authorized(req, res)) return;
     std::string ct = req.get_header_value("Content-Type");
-    if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
-      send_error(res, ApiError(400, "Unsupported Media Type: Only 'application/json' is allowed"));
+    if (!ct.empty() && !is_json_media_type(ct)) {
+      send_error(res, kUnsupportedMediaType);
       return;
     }
     decltype(start(ClientGone{})) s;
@@ -246,8 +263,8 @@ struct HttpServer::Impl {
                   json (*handler)(const ServeContext&, const std::string&)) {
     if (!authorized(req, res)) return;
     std::string ct = req.get_header_value("Content-Type");
-    if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
-      send_error(res, ApiError(400, "Unsupported Media Type: Only 'application/json' is allowed"));
+    if (!ct.empty() && !is_json_media_type(ct)) {
+      send_error(res, kUnsupportedMediaType);
       return;
     }
     try {
@@ -296,7 +313,8 @@ struct HttpServer::Impl {
                 {"enable_metrics", args.enable_metrics},
                 {"log_requests", args.log_requests},
                 {"api_key_set", !args.api_key.empty()},
-                {"internal_states", json::array({{{"last_gen_throughput", 0.0}, {"num_running_reqs", ctx.engine->in_flight()}}})},
+                {"internal_states", json::array({{{"last_gen_throughput", ctx.metrics ? ctx.metrics->gen_throughput() : 0.0},
+                                                     {"num_running_reqs", ctx.engine->in_flight()}}})},
                 {"version", kVersion}};
   }
 
@@ -367,7 +385,7 @@ struct HttpServer::Impl {
       if (!authorized(req, res)) return;
       res.set_content(server_info().dump(), "application/json");
     });
-    if (ctx.metrics)  // --enable-metrics; open like /health (Prometheus scrapers carry no key)
+    if (ctx.metrics && args.enable_metrics)  // open like /health (Prometheus scrapers carry no key)
       get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
         res.set_content(ctx.metrics->render(gauges()), "text/plain; version=0.0.4; charset=utf-8");
       });
@@ -402,62 +420,82 @@ struct HttpServer::Impl {
       if (!authorized(req, res)) return;
       const bool ok = ctx.engine->flush_cache();
       res.status = ok ? 200 : 400;
-      res.set_content("Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting "
-                      "requests, the operation will not be performed.)\n", "text/plain");
+      // SGLang answers "Cache flushed." with its 400 too; say what happened instead.
+      res.set_content(ok ? "Cache flushed.\n"
+                         : "Cache not flushed: requests are running or waiting. Retry when the server is idle.\n",
+                      "text/plain");
     };
     get("/flush_cache", flush);
     post("/flush_cache", flush);
     // Before any body is read (cpp-httplib 0.11 reads a body without Content-Length until EOF and
     // does not apply the payload limit to chunked bodies):
-    // - a bodyless POST /flush_cache (no Content-Length, no Transfer-Encoding; RFC 9112 6.3) is answered;
-    // - any other POST/PUT must carry Content-Length: chunked or unframed bodies get 411, so the
-    //   16 MiB limit (D21) cannot be bypassed and no handler thread waits for EOF.
-    // - a declared Content-Length above the limit (or not a number) gets 413 at once, before
-    //   cpp-httplib would wait to read or skip a body that may never come (a new-user trial: a
-    //   `Content-Length: 20000000` header with a 2-byte body got no answer until the client gave up).
-    svr.set_pre_routing_handler([flush](const httplib::Request& req, httplib::Response& res) {
-      if (req.method != "POST" && req.method != "PUT") return httplib::Server::HandlerResponse::Unhandled;
-      if (req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
-        const std::string v = req.get_header_value("Content-Length");
-        const bool digits = !v.empty() && v.size() <= 18 && v.find_first_not_of("0123456789") == std::string::npos;
-        if (digits && std::stoull(v) <= kMaxPayload) return httplib::Server::HandlerResponse::Unhandled;
-        res.set_header("Connection", "close");
-        send_error(res, ApiError(413, "Request body too large: Content-Length " + v.substr(0, 40) +
-                                          " exceeds the limit of 16 MiB.", "", "invalid_request_error",
-                                 "payload_too_large"));
+    // - a CORS preflight (OPTIONS + Origin + Access-Control-Request-Method), any path, gets 200 with
+    //   the Access-Control-Allow-* headers, without auth (Starlette's CORSMiddleware, SGLang);
+    // - Content-Length must be one decimal number (repeated headers that disagree: 400, request
+    //   smuggling; "-5": 400) and at most 16 MiB (413 at once, before cpp-httplib would wait for a
+    //   body that may never come); these answers close the connection (the body is not read);
+    // - a POST/PUT without Content-Length: an unknown path gets 404, a known one of other methods
+    //   405 + Allow, a bodyless POST /flush_cache (no Transfer-Encoding; RFC 9112 6.3) is answered,
+    //   anything else 411: chunked or unframed bodies are refused, so the 16 MiB limit (D21) cannot
+    //   be bypassed and no handler thread waits for EOF.
+    svr.set_pre_routing_handler([this, flush](const httplib::Request& req, httplib::Response& res) {
+      if (is_cors_preflight(req)) {
+        answer_cors_preflight(req, res, allowed_methods(req.path));
         return httplib::Server::HandlerResponse::Handled;
       }
-      if (req.path == "/flush_cache" && !req.has_header("Transfer-Encoding")) {
+      if (auto e = content_length_error(req, kMaxPayload)) {
+        send_error_and_close(res, *e);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (req.method != "POST" && req.method != "PUT") return httplib::Server::HandlerResponse::Unhandled;
+      const bool chunked = req.has_header("Transfer-Encoding");
+      if (req.has_header("Content-Length") && !chunked) return httplib::Server::HandlerResponse::Unhandled;
+      auto reply = [&](const ApiError& e) {  // a chunked body is left unread: close after answering
+        if (chunked) send_error_and_close(res, e);
+        else send_error(res, e);
+        return httplib::Server::HandlerResponse::Handled;
+      };
+      const std::string allow = allowed_methods(req.path);
+      if (allow.empty()) return reply(not_found_error(req));
+      if (!method_listed(allow, req.method)) {
+        res.set_header("Allow", allow);
+        return reply(method_not_allowed_error(req, allow));
+      }
+      if (req.path == "/flush_cache" && !chunked) {
         flush(req, res);
         return httplib::Server::HandlerResponse::Handled;
       }
-      send_error(res, ApiError(411, "A request body must be sent with Content-Length (chunked or unframed bodies are "
-                                    "not accepted; the limit is 16 MiB).", "", "invalid_request_error",
-                               "length_required"));
-      return httplib::Server::HandlerResponse::Handled;
+      return reply(ApiError(411, "A request body must be sent with Content-Length (chunked or unframed bodies are "
+                                 "not accepted; the limit is 16 MiB).", "", "invalid_request_error",
+                            "length_required"));
+    });
+    // cpp-httplib adds Keep-Alive to every answer; not to one that closes the connection.
+    svr.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+      if (res.get_header_value("Connection") == "close") res.headers.erase("Keep-Alive");
     });
     // Every error answer is an OpenAI error envelope (D18), also those cpp-httplib makes itself
-    // (404 unknown route, 413 body over the limit, 400 unparsable request line).
+    // (404 unknown route, 413 body over the limit, 400 unparsable request line). Those about a
+    // request whose body was not read or cannot be framed (400, 413, 414, 416, 431) close the
+    // connection: the bytes that follow cannot be trusted to start the next request.
     svr.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      if (!res.body.empty() || res.content_provider_) return httplib::Server::HandlerResponse::Unhandled;
       if (res.status == 404 && !allowed_methods(req.path).empty()) {  // a known route, another method
         const std::string allow = allowed_methods(req.path);
         res.set_header("Allow", allow);
-        send_error(res, ApiError(405, "Method Not Allowed: " + req.method + " " + req.path + " (allowed: " + allow + ")",
-                                 "", "invalid_request_error", "method_not_allowed"));
+        send_error(res, method_not_allowed_error(req, allow));
       } else if (res.status == 404) {
-        send_error(res, ApiError(404, "Not found: " + req.method + " " + req.path, "", "invalid_request_error",
-                                 "not_found"));
+        send_error(res, not_found_error(req));
       } else if (res.status == 413) {
-        send_error(res, ApiError(413, "Request body too large: the limit is 16 MiB.", "", "invalid_request_error",
-                                 "payload_too_large"));
+        send_error_and_close(res, ApiError(413, "Request body too large: the limit is 16 MiB.", "",
+                                           "invalid_request_error", "payload_too_large"));
       } else {
         const int status = res.status;
-        send_error(res, ApiError(status, status == 400   ? "Bad request: the HTTP request could not be parsed."
-                                         : status == 414 ? "URI too long: the request line exceeds the server's limit."
-                                                         : "HTTP error " + std::to_string(status) + ".",
-                                 "", status >= 500 ? "internal_server_error" : "invalid_request_error",
-                                 http_error_code(status)));
+        const ApiError e(status, status == 400   ? "Bad request: the HTTP request could not be parsed."
+                                 : status == 414 ? "URI too long: the request line exceeds the server's limit."
+                                                 : "HTTP error " + std::to_string(status) + ".",
+                         "", status >= 500 ? "internal_server_error" : "invalid_request_error", http_error_code(status));
+        if (status == 400 || status == 414 || status == 416 || status == 431) send_error_and_close(res, e);
+        else send_error(res, e);
       }
       return httplib::Server::HandlerResponse::Handled;
     }));

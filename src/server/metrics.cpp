@@ -133,15 +133,22 @@ std::string ServerMetrics::render(const EngineGauges& g) const {
          labels_, double(g.cuda_graph_replays));
   const double hit = prompt_tokens_ ? double(cached_tokens_) / double(prompt_tokens_) : 0.0;
   scalar(out, "gauge", "sglang:cache_hit_rate", "The prefix cache hit rate.", labels_, hit);
-  double tput = 0;
-  if (!recent_.empty()) {
-    int toks = 0;
-    for (const auto& [t, n] : recent_) toks += n;
-    const double span = std::chrono::duration<double>(std::chrono::steady_clock::now() - recent_.front().first).count();
-    tput = double(toks) / std::max(span, 1.0);
-  }
-  scalar(out, "gauge", "sglang:gen_throughput", "The generation throughput (token/s).", labels_, tput);
+  scalar(out, "gauge", "sglang:gen_throughput", "The generation throughput (token/s).", labels_,
+         gen_throughput_locked());
   return out;
+}
+
+double ServerMetrics::gen_throughput() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return gen_throughput_locked();
+}
+
+double ServerMetrics::gen_throughput_locked() const {
+  if (recent_.empty()) return 0.0;
+  int toks = 0;
+  for (const auto& [t, n] : recent_) toks += n;
+  const double span = std::chrono::duration<double>(std::chrono::steady_clock::now() - recent_.front().first).count();
+  return double(toks) / std::max(span, 1.0);
 }
 
 RequestMetrics::RequestMetrics(ServerMetrics* m, int prompt_tokens)

@@ -57,6 +57,9 @@ class ServerMetrics {
   std::string render(const EngineGauges& g) const;
   /// Tokens held by requests in flight (prompt + generated so far).
   int64_t active_tokens() const;
+  /// Generated tokens per second over the last 10 s (sglang:gen_throughput; also
+  /// /get_server_info internal_states[0].last_gen_throughput).
+  double gen_throughput() const;
 
  private:
   std::string labels_;
@@ -65,6 +68,7 @@ class ServerMetrics {
   int64_t active_tokens_ = 0;
   PromHistogram ttft_, itl_, e2e_;
   std::deque<std::pair<std::chrono::steady_clock::time_point, int>> recent_;  // gen_throughput window
+  double gen_throughput_locked() const;
 };
 
 /// Per engine request: timestamps for TTFT / inter-token latency / e2e; reports to ServerMetrics

@@ -217,6 +217,15 @@ void refuse_unsupported(const ordered_json& body) {
 
 }  // namespace
 
+std::string json_error_text(const std::exception& e) {
+  std::string m = e.what();
+  if (m.rfind("[json.exception.", 0) == 0) {
+    const size_t close = m.find("] ");
+    if (close != std::string::npos) m.erase(0, close + 2);
+  }
+  return m;
+}
+
 ordered_json parse_body(const std::string& text) {
   ordered_json body;
   try {
@@ -227,7 +236,7 @@ ordered_json parse_body(const std::string& text) {
     });
     if (too_deep) bad("", "Invalid request body: JSON nested deeper than 64 levels");
   } catch (const ordered_json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999
-    bad("", std::string("Invalid JSON body: ") + e.what());
+    bad("", "Invalid JSON body: " + json_error_text(e));
   }
   if (!body.is_object()) bad("", std::string("Invalid request body: expected a JSON object, got ") + type_name(body));
   return body;
@@ -436,8 +445,16 @@ void parse_chat_fields(const ordered_json& body, ChatCompletionRequest& r) {
     if (tc.is_string() && tc.get<std::string>() == "none") {
       r.tools = ordered_json::array();
       r.tool_choice_none = true;
-    } else if (!(tc.is_string() && tc.get<std::string>() == "auto")) {
-      bad("tool_choice", "tool_choice " + tc.dump() + " is not supported yet (needs constrained decoding); use \"auto\" or \"none\"");
+    } else if (tc.is_string() && tc.get<std::string>() == "auto") {
+    } else if ((tc.is_string() && tc.get<std::string>() == "required") ||
+               (tc.is_object() && tc.contains("type") && tc["type"] == "function" && tc.contains("function") &&
+                tc["function"].is_object() && tc["function"].contains("name") && tc["function"]["name"].is_string())) {
+      bad("tool_choice", "tool_choice " + tc.dump(-1, ' ', false, json::error_handler_t::replace) +
+                             " is not supported yet (needs constrained decoding); use \"auto\" or \"none\"");
+    } else {
+      bad("tool_choice", "tool_choice " + tc.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 200) +
+                             " is invalid: expected \"none\", \"auto\", \"required\" or "
+                             "{\"type\": \"function\", \"function\": {\"name\": ...}}");
     }
   }
 

@@ -107,6 +107,10 @@ void parse_common_fields(const ordered_json& body, int max_n, ChatCompletionRequ
 /// for integers beyond int64 (e.g. 1e30 or 99999999999999999999).
 int64_t get_int_field(const ordered_json& obj, const std::string& key, const std::string& name);
 
+/// nlohmann's exception text without its "[json.exception.parse_error.101] " prefix, e.g.
+/// "parse error at line 1, column 2: syntax error while parsing value - invalid literal; last read: '{x'".
+std::string json_error_text(const std::exception& e);
+
 /// Parses a request body as a JSON object (400 naming the problem: invalid JSON, depth > 64, not an
 /// object).
 ordered_json parse_body(const std::string& body);

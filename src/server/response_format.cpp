@@ -46,7 +46,7 @@ void parse_structured_output(const ordered_json& body, ChatCompletionRequest& r)
                                      return true;
                                    });
     } catch (const std::exception& e) {
-      bad("json_schema", std::string("json_schema: not valid JSON: ") + e.what());
+      bad("json_schema", "json_schema: not valid JSON: " + json_error_text(e));
     }
     if (too_deep) bad("json_schema", "json_schema: nested deeper than 64 levels");
     r.grammar = compile(schema, "json_schema");

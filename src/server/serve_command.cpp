@@ -47,14 +47,20 @@ fs::path cache_root() {
 /// renamed, so a half-written directory is never served).
 std::string ensure_default_model() {
   fs::path dir = cache_root() / "tiny-v1";
-  if (fs::exists(dir / kCompleteMarker)) return dir.string();
-  fs::create_directories(dir.parent_path());
+  std::error_code ec;
+  if (fs::exists(dir / kCompleteMarker, ec)) return dir.string();
+  fs::create_directories(dir.parent_path(), ec);
+  if (ec) {
+    const char* env = std::getenv("DEEPSERVE_CACHE_DIR");
+    const std::string via = env && *env ? "DEEPSERVE_CACHE_DIR" : std::getenv("XDG_CACHE_HOME") ? "XDG_CACHE_HOME" : "HOME";
+    throw std::runtime_error("cannot create the cache directory " + dir.parent_path().string() + " (from " + via +
+                             "): " + ec.message() + "; set DEEPSERVE_CACHE_DIR to a writable directory or pass --model-path");
+  }
   fs::path tmp = dir.parent_path() / ("tiny-v1.tmp-" + std::to_string(::getpid()));
   spdlog::info("making the embedded tiny model in {} (once)", dir.string());
   fs::remove_all(tmp);
   make_model("tiny", tmp.string());
   std::ofstream(tmp / kCompleteMarker) << "tiny\n";
-  std::error_code ec;
   if (fs::exists(dir / kCompleteMarker)) {  // another process finished first
     fs::remove_all(tmp, ec);
     return dir.string();
@@ -116,6 +122,10 @@ int run(const ServerArgs& args) {
                        : args.model_path.empty()       ? std::string(kDefaultModelName)
                                                        : args.model_path;
   std::string tok_path = args.tokenizer_path.empty() ? model_dir : args.tokenizer_path;
+  std::error_code tok_ec;
+  if (!args.tokenizer_path.empty() && !fs::exists(args.tokenizer_path, tok_ec))
+    throw std::runtime_error("--tokenizer-path " + args.tokenizer_path +
+                             ": no such file or directory (a tokenizer.json or a directory holding one)");
   auto tokenizer = fs::is_directory(tok_path) ? Tokenizer::for_model_dir(tok_path) : Tokenizer::load(tok_path);
 
   const std::string device = resolve_device(args);
@@ -147,11 +157,9 @@ int run(const ServerArgs& args) {
   ctx.reasoning_parser = args.reasoning_parser;
   ctx.tool_call_parser = args.tool_call_parser;
   ctx.debug_inject = args.debug_inject_output;
-  std::unique_ptr<ServerMetrics> metrics;
-  if (args.enable_metrics) {
-    metrics = std::make_unique<ServerMetrics>(served);
-    ctx.metrics = metrics.get();
-  }
+  // Always collected (/get_server_info reports gen_throughput); GET /metrics only with --enable-metrics.
+  auto metrics = std::make_unique<ServerMetrics>(served);
+  ctx.metrics = metrics.get();
   spdlog::info("chat prompts: {} encoder{}", ctx.prompt_format == PromptFormat::V31 ? "V3.1-format" : "DeepSeek-V3.2",
                ctx.prompt_format == PromptFormat::V31 && args.tool_call_parser.empty()
                    ? " (tokenizer_config.json has a chat_template; D7)" : "");
@@ -203,9 +211,11 @@ int run(const ServerArgs& args) {
     http.stop();
   });
 
-  std::printf("deepserve: serving %s on http://%s:%d\n", served.c_str(), args.host.c_str(), port);
+  // An IPv6 literal is bracketed in a URL (RFC 3986 3.2.2): http://[::1]:30000.
+  const std::string url_host = args.host.find(':') != std::string::npos ? "[" + args.host + "]" : args.host;
+  std::printf("deepserve: serving %s on http://%s:%d\n", served.c_str(), url_host.c_str(), port);
   std::fflush(stdout);
-  spdlog::info("listening on http://{}:{} (model {}, context length {})", args.host, port, served, ctx_len);
+  spdlog::info("listening on http://{}:{} (model {}, context length {})", url_host, port, served, ctx_len);
   http.listen();
   pthread_kill(sig_thread.native_handle(), SIGUSR1);
   sig_thread.join();

@@ -157,6 +157,7 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
       opts[i] = app.add_option(f.names, vals[i], help);
       if (*f.default_value) opts[i]->default_str(f.default_value);
       opts[i]->type_name(value_type(first_name(f.names)));
+      opts[i]->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // `--tp 1 --tp 2`: 2, as argparse
     }
   }
   bool version = false;

@@ -46,6 +46,16 @@ TEST(ServerArgs, Defaults) {
   EXPECT_TRUE(a.notes.empty());
 }
 
+// A repeated option takes its last value, as argparse (SGLang) does; CLI11's default refused it
+// with "At Most 1 required but received 2" (new-user trial).
+TEST(ServerArgs, RepeatedOptionTakesTheLastValue) {
+  EXPECT_EQ(refusal({"--tp", "1", "--tp", "1"}), "(accepted)");
+  EXPECT_EQ(refusal({"--tp", "1", "--tp", "2"}), "--tp 2: not supported; deepserve runs on one device (--tp 1)");
+  EXPECT_EQ(refusal({"--tp", "2", "--tp-size", "1"}), "(accepted)");  // aliases are one option
+  EXPECT_EQ(parse({"--port", "8080", "--port", "8081"}).port, 8081);
+  EXPECT_EQ(parse({"--host", "0.0.0.0", "--host", "::1"}).host, "::1");
+}
+
 TEST(ServerArgs, HonouredValues) {
   auto a = parse({"--model", DEEPSERVE_SOURCE_DIR, "--host", "0.0.0.0", "--port", "8080", "--served-model-name", "m",
                   "--context-length", "65536", "--max-running-requests", "128", "--allow-auto-truncate",

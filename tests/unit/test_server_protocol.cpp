@@ -95,6 +95,14 @@ TEST(ChatProtocol, ErrorsNameTheParameter) {
        "debug_model_text: expected a string or a non-empty array of strings"},
       {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"required"})", "tool_choice",
        "tool_choice \"required\" is not supported yet (needs constrained decoding); use \"auto\" or \"none\""},
+      // An unknown value is invalid, not "not supported yet" (new-user trial).
+      {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"maybe"})", "tool_choice",
+       "tool_choice \"maybe\" is invalid: expected \"none\", \"auto\", \"required\" or "
+       "{\"type\": \"function\", \"function\": {\"name\": ...}}"},
+      {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"function","function":{"name":"f"}}})",
+       "tool_choice",
+       "tool_choice {\"type\":\"function\",\"function\":{\"name\":\"f\"}} is not supported yet (needs constrained "
+       "decoding); use \"auto\" or \"none\""},
   };
   for (const auto& c : cases) {
     ds::ApiError e = error_of(c.body);
@@ -105,7 +113,10 @@ TEST(ChatProtocol, ErrorsNameTheParameter) {
   }
   ds::ApiError bad_json = error_of("{not json");
   EXPECT_EQ(bad_json.status, 400);
-  EXPECT_EQ(std::string(bad_json.what()).rfind("Invalid JSON body:", 0), 0u);
+  // nlohmann's "[json.exception.parse_error.101] " prefix is dropped; position and detail stay.
+  EXPECT_EQ(std::string(bad_json.what()),
+            "Invalid JSON body: parse error at line 1, column 3: syntax error while parsing object key - invalid "
+            "literal; last read: '{no'; expected string literal");
   EXPECT_TRUE(ds::error_body(bad_json)["error"]["param"].is_null());
   std::string deep = R"({"messages":[{"role":"user","content":"x"}],"x":)" + std::string(70, '[') + std::string(70, ']') + "}";
   EXPECT_EQ(std::string(error_of(deep).what()), "Invalid request body: JSON nested deeper than 64 levels");
