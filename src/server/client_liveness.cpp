@@ -1,5 +1,6 @@
 #include "server/client_liveness.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 
@@ -80,6 +81,24 @@ ClientGone client_gone_check(const std::string& remote_addr, int remote_port, in
     if (::poll(&p, 1, 0) < 0) return false;
     return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
   };
+}
+
+void drain_request_socket(const std::string& remote_addr, int remote_port, int local_port, int max_ms) {
+  const int fd = find_request_socket(remote_addr, remote_port, local_port);
+  if (fd < 0) return;
+  ::shutdown(fd, SHUT_WR);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_ms);
+  char buf[65536];
+  size_t total = 0;
+  while (total < (size_t(64) << 20)) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, int(left.count())) <= 0) break;
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;  // the client closed (or an error)
+    total += size_t(n);
+  }
 }
 
 }  // namespace ds

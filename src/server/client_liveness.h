@@ -17,4 +17,11 @@ namespace ds {
 /// none found: never reported gone. Call it from the handler's thread while the connection is open.
 ClientGone client_gone_check(const std::string& remote_addr, int remote_port, int local_port);
 
+/// The first half of a lingering close (RFC 9112 9.6) for the connection found as above: sends FIN
+/// after the bytes already written (shutdown SHUT_WR), then reads and discards what the client still
+/// sends (a body the server refused) until it closes, `max_ms` pass or 64 MiB were read, so that the
+/// close that follows does not reset the connection (a reset can destroy the answer before the
+/// client reads it). Does nothing when the socket is not found. Call it on the connection's thread.
+void drain_request_socket(const std::string& remote_addr, int remote_port, int local_port, int max_ms);
+
 }  // namespace ds

@@ -4,9 +4,13 @@
 #include <cctype>
 #include <memory>
 
+#include "server/client_liveness.h"
+
 namespace ds {
 
 namespace {
+constexpr int kLingerMs = 2000;  // lingering close: how long a refused body is read and discarded
+
 std::string lower_trim(std::string s) {
   const auto not_space = [](unsigned char c) { return c != ' ' && c != '\t'; };
   s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
@@ -54,14 +58,18 @@ void answer_cors_preflight(const httplib::Request& req, httplib::Response& res, 
   res.set_content("OK", "text/plain");
 }
 
-void send_error_and_close(httplib::Response& res, const ApiError& e) {
+void send_error_and_close(httplib::Response& res, const ApiError& e, const httplib::Request* req) {
   res.status = e.status;
   auto body = std::make_shared<std::string>(
       error_body(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   res.set_header("Connection", "close");
+  std::string addr;
+  int port = 0, local = 0;
+  if (req && !req->remote_addr.empty()) addr = req->remote_addr, port = req->remote_port, local = req->local_port;
   res.set_content_provider(body->size(), "application/json",
-                           [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                           [body, addr, port, local](size_t offset, size_t length, httplib::DataSink& sink) {
                              sink.write(body->data() + offset, length);
+                             if (!addr.empty()) drain_request_socket(addr, port, local, kLingerMs);
                              return false;  // written; "failure" ends the keep-alive loop (socket closed)
                            });
 }

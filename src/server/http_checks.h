@@ -34,7 +34,10 @@ void answer_cors_preflight(const httplib::Request& req, httplib::Response& res, 
 
 /// Writes `e` as the JSON error envelope with `Connection: close`, and makes cpp-httplib close the
 /// socket once the body is written (a content provider that reports failure after writing it all):
-/// for requests whose body was not read or whose framing cannot be trusted.
-void send_error_and_close(httplib::Response& res, const ApiError& e);
+/// for requests whose body was not read or whose framing cannot be trusted. With `req` (a parsed
+/// request: its remote address is known) the close lingers: FIN first, then what the client still
+/// sends is read and discarded for up to 2 s (drain_request_socket), so a client still sending a
+/// refused body reads the answer instead of a connection reset.
+void send_error_and_close(httplib::Response& res, const ApiError& e, const httplib::Request* req = nullptr);
 
 }  // namespace ds

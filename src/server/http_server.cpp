@@ -444,14 +444,14 @@ struct HttpServer::Impl {
         return httplib::Server::HandlerResponse::Handled;
       }
       if (auto e = content_length_error(req, kMaxPayload)) {
-        send_error_and_close(res, *e);
+        send_error_and_close(res, *e, &req);
         return httplib::Server::HandlerResponse::Handled;
       }
       if (req.method != "POST" && req.method != "PUT") return httplib::Server::HandlerResponse::Unhandled;
       const bool chunked = req.has_header("Transfer-Encoding");
       if (req.has_header("Content-Length") && !chunked) return httplib::Server::HandlerResponse::Unhandled;
       auto reply = [&](const ApiError& e) {  // a chunked body is left unread: close after answering
-        if (chunked) send_error_and_close(res, e);
+        if (chunked) send_error_and_close(res, e, &req);
         else send_error(res, e);
         return httplib::Server::HandlerResponse::Handled;
       };
@@ -487,14 +487,14 @@ struct HttpServer::Impl {
         send_error(res, not_found_error(req));
       } else if (res.status == 413) {
         send_error_and_close(res, ApiError(413, "Request body too large: the limit is 16 MiB.", "",
-                                           "invalid_request_error", "payload_too_large"));
+                                           "invalid_request_error", "payload_too_large"), &req);
       } else {
         const int status = res.status;
         const ApiError e(status, status == 400   ? "Bad request: the HTTP request could not be parsed."
                                  : status == 414 ? "URI too long: the request line exceeds the server's limit."
                                                  : "HTTP error " + std::to_string(status) + ".",
                          "", status >= 500 ? "internal_server_error" : "invalid_request_error", http_error_code(status));
-        if (status == 400 || status == 414 || status == 416 || status == 431) send_error_and_close(res, e);
+        if (status == 400 || status == 414 || status == 416 || status == 431) send_error_and_close(res, e, &req);
         else send_error(res, e);
       }
       return httplib::Server::HandlerResponse::Handled;
