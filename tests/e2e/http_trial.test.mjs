@@ -19,10 +19,10 @@ after(async () => {
 
 /** Writes `request` on a fresh socket; resolves {status, headers (lower-case keys), body, closedByServer}
  *  once the server closes the socket or `waitMs` passes (then the client closes it). */
-function raw(request, waitMs = 3000) {
-  const { port, hostname } = new URL(server.url);
+function raw(request, waitMs = 3000, url = server.url) {
+  const { port, hostname } = new URL(url);
   return new Promise((resolve, reject) => {
-    const s = net.connect(Number(port), hostname, () => s.write(request));
+    const s = net.connect(Number(port), hostname.replace(/^\[|\]$/g, ""), () => s.write(request));
     let data = "";
     const done = (closedByServer) => {
       clearTimeout(t);
@@ -191,11 +191,16 @@ test("startup errors name the flag or variable", async () => {
   assert.match(cache.stderr, /cannot create the cache directory \/proc\/nope \(from DEEPSERVE_CACHE_DIR\)/);
 });
 
-test("an IPv6 host is bracketed in the startup line", async () => {
-  const v6 = await startServer(["--host", "::1"]);
+test("an IPv6 host is bracketed in the startup line; a preflight needs no API key", async () => {
+  const v6 = await startServer(["--host", "::1", "--api-key", "k"]);
   try {
     assert.match(v6.url, /^http:\/\/\[::1\]:\d+$/);
     assert.equal((await fetch(`${v6.url}/health`)).status, 200);
+    assert.equal((await fetch(`${v6.url}/v1/models`)).status, 401);
+    const pre = await raw("OPTIONS /v1/models HTTP/1.1\r\nHost: x\r\nOrigin: http://a\r\nAccess-Control-Request-Method: GET\r\n" +
+                          "Access-Control-Request-Headers: authorization\r\nConnection: close\r\n\r\n", 3000, v6.url);
+    assert.equal(pre.status, 200);
+    assert.equal(pre.headers["access-control-allow-headers"], "authorization");
   } finally {
     assert.equal((await v6.stop()).code, 0);
   }
