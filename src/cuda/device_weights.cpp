@@ -78,14 +78,7 @@ struct DeviceWeights::Builder {
       float* sc = reinterpret_cast<float*>(take(size_t(sb) * 4));
       L.fp8 = true;
       L.f8 = Fp8WeightDev{d, sc, rows, cols};
-      if (!base) return L;
-      if (v) {
-        upload(d, v->data, size_t(rows * cols));
-        upload(sc, v->scale_inv, size_t(sb) * 4);
-      } else {
-        fill_random_fp8(d, rows * cols, next_seed(), stream);
-        fill_random_f32(sc, sb, 0, 0.f, float(1.0 / (258.7 * std::sqrt(double(cols)))), stream);
-      }
+      fill_fp8(v, L);
       return L;
     }
     L.dense = dense(v, rows, cols);
@@ -105,8 +98,8 @@ struct DeviceWeights::Builder {
     second.f8 = Fp8WeightDev{d ? d + rows1 * cols : nullptr, sc ? sc + sb1 : nullptr, rows2, cols};
     return both;
   }
-  // Fills an FP8 view made by fp8_pair from `v` (checkpoint) or randomly (dummy: the same seeds and
-  // values as linear() would give the matrix on its own).
+  // Fills an FP8 weight (linear()'s, or a view made by fp8_pair) from `v` (checkpoint) or randomly
+  // (dummy: one seed per matrix, drawn in allocation order). Nothing while only sizing (no base).
   void fill_fp8(const cpu::WeightView* v, const LinearDev& L) {
     const int64_t rows = L.f8.rows, cols = L.f8.cols, sb = ((rows + 127) / 128) * ((cols + 127) / 128);
     if (!base) return;

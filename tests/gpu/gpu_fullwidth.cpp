@@ -82,11 +82,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "../model/test_oracle_common.h"
 #include "cuda/cuda_model.h"
 #include "cuda/device_weights.h"
 #include "kernels/mla_attention.h"
@@ -105,36 +107,6 @@ constexpr double kAttnAll = 1e-3;       // dense rows together (expected ~1.6e-4
 constexpr double kFp8Flip = 2e-3;       // teacher-forced rows with a few FP8 code flips in the MoE path (above)
 constexpr int kTfOutlierPct = 5;        // teacher-forced outlier rows per class, percent (above)
 constexpr int kPage = 64;
-
-/// The oracle fixture (scripts/reference/oracle_common.py Fixture: NAME.json + NAME.bin FP32).
-struct Fixture {
-  nlohmann::json meta;
-  std::vector<float> data;
-  bool has(const std::string& key) const { return meta["arrays"].contains(key); }
-  /// Array `key` as a flat FP32 vector; throws naming the key when absent.
-  std::vector<float> array(const std::string& key) const {
-    if (!has(key)) throw std::runtime_error("oracle fixture: array '" + key + "' missing");
-    const auto& a = meta["arrays"][key];
-    size_t n = 1;
-    for (const auto& d : a["shape"]) n *= d.get<size_t>();
-    const size_t off = a["offset"].get<size_t>();
-    if (off + n > data.size()) throw std::runtime_error("oracle fixture: array '" + key + "' past the .bin end");
-    return std::vector<float>(data.begin() + long(off), data.begin() + long(off + n));
-  }
-};
-
-Fixture load_fixture(const std::string& base) {
-  Fixture f;
-  std::ifstream js(base + ".json");
-  if (!js) throw std::runtime_error("cannot open " + base + ".json (run scripts/reference/fullwidth_layer.py first)");
-  f.meta = nlohmann::json::parse(js);
-  std::ifstream bin(base + ".bin", std::ios::binary | std::ios::ate);
-  if (!bin) throw std::runtime_error("cannot open " + base + ".bin");
-  f.data.resize(size_t(bin.tellg()) / 4);
-  bin.seekg(0);
-  bin.read(reinterpret_cast<char*>(f.data.data()), long(f.data.size() * 4));
-  return f;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -311,7 +283,9 @@ int main(int argc, char** argv) {
   }
   try {
     const std::string dir = argv[1], ckpt = dir + "/ckpt";
-    const Fixture fx = load_fixture(dir + "/oracle_hf_fullwidth");
+    if (!std::filesystem::exists(dir + "/oracle_hf_fullwidth.json"))
+      throw std::runtime_error("cannot open " + dir + "/oracle_hf_fullwidth.json (run scripts/reference/fullwidth_layer.py first)");
+    const oracle::Fixture fx = oracle::load_fixture_at(dir + "/oracle_hf_fullwidth");
     std::printf("oracle: %s, transformers %s, torch %s, %s\n", fx.meta.value("oracle", "?").c_str(),
                 fx.meta.value("transformers", "?").c_str(), fx.meta.value("torch", "?").c_str(),
                 fx.meta.value("device", "?").c_str());

@@ -35,6 +35,7 @@
 
 #include "cuda/cuda_model.h"
 #include "cuda/device_weights.h"
+#include "gpu_runner_util.h"
 #include "gpu_test_util.h"
 #include "kernels/sampling.h"
 #include "model/sampler.h"
@@ -45,15 +46,6 @@ namespace {
 using namespace ds::gputest;
 constexpr int kPage = 16;
 
-std::vector<int32_t> prompt(int n, int vocab, uint32_t seed) {
-  std::vector<int32_t> t;
-  uint32_t x = seed * 2654435761u + 12345u;
-  for (int i = 0; i < n; ++i) {
-    x = x * 1664525u + 1013904223u;
-    t.push_back(int32_t((x >> 8) % uint32_t(vocab)));
-  }
-  return t;
-}
 
 int32_t argmax_lowest(const float* x, int n) { return int32_t(std::max_element(x, x + n) - x); }
 

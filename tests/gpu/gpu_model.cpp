@@ -63,6 +63,7 @@
 
 #include "cuda/cuda_model.h"
 #include "cuda/device_weights.h"
+#include "gpu_runner_util.h"
 #include "gpu_test_util.h"
 #include "kernels/indexer.h"
 #include "model/deepseek_v32.h"
@@ -74,31 +75,6 @@ using namespace ds::gputest;
 constexpr double kTol = 2e-2;
 constexpr int kPage = 16;
 
-std::vector<int32_t> prompt(int n, int vocab, uint32_t seed) {
-  std::vector<int32_t> t;
-  uint32_t x = seed * 2654435761u + 12345u;
-  for (int i = 0; i < n; ++i) {
-    x = x * 1664525u + 1013904223u;
-    t.push_back(int32_t((x >> 8) % uint32_t(vocab)));
-  }
-  return t;
-}
-
-// Pages [first, first + n) for a sequence (each sequence gets its own range).
-std::vector<int32_t> pages(int first, int n) {
-  std::vector<int32_t> p;
-  for (int i = 0; i < n; ++i) p.push_back(first + i);
-  return p;
-}
-
-ds::Segment seg(const std::vector<int32_t>& toks, int start, const std::vector<int32_t>& pt, bool all = false) {
-  ds::Segment s;
-  s.start_pos = start;
-  s.tokens = toks;
-  s.page_table = pt;
-  s.all_logits = all;
-  return s;
-}
 
 int32_t argmax(const float* x, int n) { return int32_t(std::max_element(x, x + n) - x); }
 

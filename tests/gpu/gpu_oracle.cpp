@@ -32,6 +32,7 @@
 #include "../model/test_oracle_common.h"
 #include "cuda/cuda_model.h"
 #include "cuda/device_weights.h"
+#include "gpu_runner_util.h"
 #include "gpu_test_util.h"
 #include "tools/make_model.h"
 
@@ -42,12 +43,11 @@ constexpr int kPage = 16;
 
 std::vector<int32_t> tokens_of(const nlohmann::json& j) { return j.get<std::vector<int32_t>>(); }
 
-/// One segment of `toks` from position 0 on fresh pages starting at *next_page.
+/// One segment of `toks` from position 0, every row's logits, on fresh pages from *next_page.
 ds::Segment fresh_segment(const std::vector<int32_t>& toks, int32_t* next_page) {
-  ds::Segment s;
-  s.tokens = toks;
-  s.all_logits = true;
-  for (size_t k = 0; k < (toks.size() + kPage - 1) / kPage; ++k) s.page_table.push_back((*next_page)++);
+  const int n = int((toks.size() + kPage - 1) / kPage);
+  const ds::Segment s = seg(toks, 0, pages(*next_page, n), true);
+  *next_page += n;
   return s;
 }
 

@@ -44,11 +44,11 @@ declare -A SOURCES=(
 )
 SOURCES[gpu_elementwise]="src/kernels/cuda_check.h src/kernels/elementwise.cu src/kernels/elementwise.h tests/gpu/gpu_elementwise.cpp tests/gpu/gpu_test_util.h"
 # The whole-model check measures the runner and every kernel it calls.
-SOURCES[gpu_model]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_model.cpp tests/gpu/gpu_test_util.h"
+SOURCES[gpu_model]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_model.cpp tests/gpu/gpu_runner_util.h tests/gpu/gpu_test_util.h"
 # The runner against the oracle fixtures (tiny-a): the fixtures are part of what it measured.
-SOURCES[gpu_oracle]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_oracle.cpp tests/gpu/gpu_test_util.h tests/model/test_oracle_common.h tests/fixtures/oracle/oracle_official_tiny-a.json tests/fixtures/oracle/oracle_official_tiny-a.bin tests/fixtures/oracle/oracle_hf_tiny-a.json tests/fixtures/oracle/oracle_hf_tiny-a.bin"
+SOURCES[gpu_oracle]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_oracle.cpp tests/gpu/gpu_runner_util.h tests/gpu/gpu_test_util.h tests/model/test_oracle_common.h tests/fixtures/oracle/oracle_official_tiny-a.json tests/fixtures/oracle/oracle_official_tiny-a.bin tests/fixtures/oracle/oracle_hf_tiny-a.json tests/fixtures/oracle/oracle_hf_tiny-a.bin"
 # CUDA graphs of the runner: replays bit-identical to eager, capture sizes, replay counts.
-SOURCES[gpu_graphs]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_graphs.cpp tests/gpu/gpu_test_util.h"
+SOURCES[gpu_graphs]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_graphs.cpp tests/gpu/gpu_runner_util.h tests/gpu/gpu_test_util.h"
 DEVICE_LINE="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null), nvcc $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 [[ "${BENCH:-0}" == only ]] && DRIVERS=" "  # no test driver, no serve_cuda
 for t in ${DRIVERS:-"${!SOURCES[@]}"}; do
@@ -84,7 +84,7 @@ if [[ "${FULLWIDTH:-}" == 1 ]]; then  # one full-width MoE layer vs transformers
   rc=$?
   tail -4 "$OUT/fullwidth_oracle.txt"
   if [[ $rc == 0 ]]; then LD_LIBRARY_PATH="$DS_LIBS" "$BIN/gpu_fullwidth" "$FW" > "$OUT/gpu_fullwidth.txt" 2>&1; rc=$?; fi
-  srcs="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_fullwidth.cpp scripts/reference/fullwidth_layer.py"
+  srcs="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_fullwidth.cpp tests/model/test_oracle_common.h scripts/reference/fullwidth_layer.py"
   # shellcheck disable=SC2086
   { echo "device: $DEVICE_LINE"; echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"; echo "commit: ${DS_COMMIT:-unknown}"
     echo "command: FULLWIDTH=1 tests/gpu/run_all.sh"; echo "sources: $srcs"; echo "sources-sha256: $(tests/gpu/source_hash.sh $srcs)"

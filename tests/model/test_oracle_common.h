@@ -30,6 +30,7 @@ struct Fixture {
     size_t n = 1;
     for (auto d : a["shape"]) n *= d.get<size_t>();
     const size_t off = a["offset"].get<size_t>();
+    if (off + n > data.size()) throw std::runtime_error("fixture array past the .bin end: " + key);
     return std::vector<float>(data.begin() + long(off), data.begin() + long(off + n));
   }
 };
