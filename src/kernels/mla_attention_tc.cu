@@ -1,17 +1,29 @@
 // Tensor-core sparse absorbed MLA (the fast path of mla_sparse_attention; see mla_attention.h and
-// docs/cuda.md). Shapes: C = 512 latent + dr = 64 rope (D = 576), heads in groups of 64.
+// docs/cuda.md "MLA attention"). Shapes: C = 512 latent + dr = 64 rope (D = 576), heads in groups of 64.
 //
-// One CTA of 16 warps per (row, 64 heads); keys in tiles of 32 gathered through the slot list into
-// shared memory as BF16 (every cached value is BF16-exact: BF16 records trivially, FP8 records
-// because e4m3 x 2^k fits BF16), so one key tile serves all 64 heads (the MQA reuse). S = Q K^T and
-// O += P V with mma.sync m16n8k16 BF16 -> FP32 (products of BF16 values are exact in FP32); online
-// softmax in FP32; P split as hi + lo BF16 (p - hi is exact in FP32 and lo keeps ~2^-17 relative), so
-// P V matches an FP32 P V to ~1e-6. Key records are gathered with 16-byte cp.async into a raw
-// staging buffer one tile ahead, so the global gather of tile t + 1 overlaps the MMAs of tile t.
-// Fragments come from ldmatrix (non-transposed for Q and K, transposed for V); shared rows are
-// padded to 584 BF16 (1168 B) so that 8 row addresses hit distinct banks.
-// (A first kernel, v1, with 8 warps of 254 registers, measured the same speed on the H200 and was
-// removed; git history has it.)
+// One CTA of two warpgroups per (row, 64 heads), keys in tiles of 64 gathered through the slot list.
+// Every cached value is BF16-exact (BF16 records trivially; FP8 records because e4m3 x 2^k fits
+// BF16), so the key tile is held as BF16 in shared memory and serves all 64 heads (the MQA reuse of
+// the absorbed form). Hopper wgmma (warpgroup MMA, BF16 -> FP32, operands read by the tensor cores
+// straight from 128-byte-swizzled shared memory, wgmma.cuh):
+//  1. S = Q K^T: warpgroup w computes 64 heads x keys [32 w, 32 w + 32) of the tile, m64n32k16 over
+//     the 576 dims (A = Q, K-major; B = the key rows, K-major).
+//  2. Online softmax in FP32 in the accumulator registers: the two warpgroups exchange their row
+//     maxima through shared memory, so both rescale with the same running max; P is written as hi +
+//     lo BF16 (p - hi is exact in FP32 and lo keeps ~2^-17 relative, so P V matches an FP32 P V to
+//     ~1e-6) in the K-major layout of the next MMA's A operand.
+//  3. O += P V: warpgroup w owns channels [256 w, 256 w + 256) for all 64 heads (128 accumulator
+//     registers per thread), m64n256k16 with A = P (hi, then lo) and B = the same key rows read
+//     MN-major (V is the latent part of the key rows), 4 key steps of 16.
+// Each warpgroup keeps the softmax denominator of its own keys; the two are added at the end.
+// FP8 cache: raw records are gathered with 16-byte cp.async into a staging buffer one tile ahead (the
+// global gather of tile t + 1 overlaps the MMAs of tile t) and converted to the BF16 tile. BF16 cache:
+// records are copied with cp.async straight into the swizzled tile (no staging: the tile and the
+// staging buffer would not both fit), so the gather does not overlap. The bits do not depend on the
+// cache format (the driver checks FP8 == BF16 output bit for bit). Deterministic and independent
+// of R.
+// (Earlier kernels: v1 8 warps of mma.sync, v2 16 warps of mma.sync with ldmatrix fragments, 103 and
+// 117 TFLOP/s on the H200, limited by ldmatrix traffic; git history has them.)
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
@@ -21,39 +33,31 @@
 
 #include "kernels/cuda_check.h"
 #include "kernels/mla_attention_tc.h"
+#include "kernels/wgmma.cuh"
 
 namespace ds::cuda::detail {
 namespace {
 
 constexpr int kC = 512, kDr = 64, kD = 576;
-constexpr int kHeads = 64;     // heads per CTA
-constexpr int kTK = 32;        // keys per tile
-constexpr int kLd = 584;       // BF16 elements per shared row
-constexpr int kStageSlot = 1152;  // staging bytes per key: the larger record (BF16)
+constexpr int kHeads = 64;  // heads per CTA (the M of every wgmma)
+constexpr int kTK = 64;     // keys per tile
+constexpr int kThreads = 256;  // two warpgroups
+constexpr int kIdxChunk = 2048;  // slot indices staged in shared memory per refill (8 KB)
+constexpr uint32_t kTileBytes = uint32_t(kD / 64) * 64 * 128;  // 64 rows x 576 BF16, 9 column blocks: 73728
+constexpr uint32_t kBlk = 64 * 128;                             // one 64-row column block: 8192 B
+// Record bytes per key: FP8 [C e4m3 | C/128 F32 scales | dr BF16] or BF16 [C + dr] (mla_slot_bytes).
+template <bool FP8>
+constexpr int kRecBytes = FP8 ? kC + 4 * (kC / 128) + 2 * kDr : 2 * (kC + kDr);
+// Shared memory (offsets from a 1024-aligned base): Q tile, key tile, P hi, P lo, slot indices, row
+// maxima / sums of both warpgroups, then the FP8 staging buffer.
+constexpr uint32_t kOffQ = 0, kOffK = kTileBytes, kOffPhi = 2 * kTileBytes, kOffPlo = kOffPhi + kBlk,
+                   kOffIdx = kOffPlo + kBlk, kOffRed = kOffIdx + 4 * kIdxChunk, kOffStg = kOffRed + 2 * 2 * 64 * 4;
+template <bool FP8>
+constexpr size_t kSmem = 1024 + kOffStg + (FP8 ? size_t(kTK) * kRecBytes<true> : 0);
+static_assert(kSmem<true> <= 227 * 1024, "shared memory per CTA");
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(addr));
-}
-
-__device__ __forceinline__ void ldsm_x4_t(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(addr));
-}
-
-__device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
@@ -66,248 +70,214 @@ __device__ __forceinline__ float2 fp8x2(uint32_t two) {
   return __half22float2(*reinterpret_cast<__half2*>(&h));
 }
 
-// ---- the kernel: 16 warps, one softmax per head, 128 registers ----------------------------------
-// One CTA of 16 warps per (row, 64 heads). Warp w: head block hb = w % 4 (16 heads), quarter
-// qd = w / 4. Per 32-key tile:
-//  1. gather (cp.async, one tile ahead) -> BF16 key rows (shared, same as v1);
-//  2. S partials: warp (hb, qd) computes its 16 heads x 32 keys over dims [144 qd, 144 qd + 144)
-//     and stores them; 3. softmax: warp w owns heads 4w..4w+3 (lane = key); it adds the four
-//     partials in a fixed order ((0 + 1) + (2 + 3)), keeps the running max / sum of its heads in
-//     FP32, writes P as hi + lo BF16 rows and the rescale factor alpha per head;
-//  4. O += P V: warp (hb, qd) owns 16 heads x channels [128 qd, 128 qd + 128) (64 accumulator
-//     registers), P fragments by ldmatrix from the hi / lo rows.
-// Against v1 (8 warps, 254 registers; removed): 4 warps per scheduler instead of 2, one softmax per
-// head instead of two. The slot indices are staged in shared memory (kIdxChunk per refill): an ncu
-// profile of the first version showed 11% of the warp samples waiting on the dependent per-key
-// index load in the gather; the record size is a template constant (no runtime division).
-constexpr int kThreads2 = 512;
-constexpr int kPartLd = 40;  // floats per partial-score row (float2 stores conflict-free per half warp)
-constexpr int kPLd = 40;     // BF16 per P row: 80 B, so the 8 rows of an ldmatrix hit distinct banks
-constexpr int kIdxChunk = 2048;  // slot indices staged in shared memory per refill (8 KB)
-constexpr size_t kSmem2 = size_t(kHeads + kTK) * kLd * 2 + size_t(4) * kHeads * kPartLd * 4 +
-                          size_t(2) * kHeads * kPLd * 2 + size_t(2) * kHeads * 4 + size_t(kTK) * kStageSlot +
-                          size_t(kIdxChunk) * 4;
-// Record bytes per key: FP8 [C e4m3 | C/128 F32 scales | dr BF16] or BF16 [C + dr] (mla_slot_bytes).
-template <bool FP8>
-constexpr int kRecBytes = FP8 ? kC + 4 * (kC / 128) + 2 * kDr : 2 * (kC + kDr);
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(__cvta_generic_to_global(src)) : "memory");
+}
 
-// Staged raw records of keys t0.. -> BF16 rows [latent 512 | rope 64] of ks (zeros past n).
-template <bool FP8>
-__device__ __forceinline__ void stage_to_bf16(const uint8_t* stg, int t0, int n, __nv_bfloat16* ks, int tid,
-                                              int nthreads) {
-  constexpr int sb = kRecBytes<FP8>;
-  if constexpr (!FP8) {
-    for (int i = tid; i < kTK * (kD / 8); i += nthreads) {
-      const int k = i / (kD / 8), c = i % (kD / 8);
-      uint4 v = make_uint4(0u, 0u, 0u, 0u);
-      if (t0 + k < n) v = reinterpret_cast<const uint4*>(stg + k * sb)[c];
-      *reinterpret_cast<uint4*>(ks + k * kLd + c * 8) = v;
-    }
-    return;
-  }
-  constexpr int kChunks = kC / 16 + kDr / 8;  // 32 latent chunks of 16 FP8, 8 rope chunks of 8 BF16
-  for (int i = tid; i < kTK * kChunks; i += nthreads) {
-    const int k = i / kChunks, c = i % kChunks;
-    const bool valid = t0 + k < n;
-    const uint8_t* rec = stg + k * sb;
-    if (c < kC / 16) {
-      uint4 lo = make_uint4(0u, 0u, 0u, 0u), hi = lo;
-      if (valid) {
-        const uint4 v = reinterpret_cast<const uint4*>(rec)[c];
-        const float s = reinterpret_cast<const float*>(rec + kC)[c / 8];
-        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-        uint32_t out[8];
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const float2 a = fp8x2(w[q]), b = fp8x2(w[q] >> 16);
-          out[2 * q] = pack_bf16(a.x * s, a.y * s);  // exact: e4m3 * 2^k is a BF16 value
-          out[2 * q + 1] = pack_bf16(b.x * s, b.y * s);
-        }
-        lo = make_uint4(out[0], out[1], out[2], out[3]);
-        hi = make_uint4(out[4], out[5], out[6], out[7]);
+// Staged FP8 records of keys t0.. -> the swizzled BF16 key tile (zeros past n). Chunk c of 8 values:
+// c < 64 latent (8 e4m3 times the group's power-of-two scale: exact in BF16), c >= 64 rope (BF16 copy).
+__device__ __forceinline__ void convert_fp8_tile(const uint8_t* stg, int t0, int n, uint8_t* ks, int tid) {
+  constexpr int sb = kRecBytes<true>;
+  for (int i = tid; i < kTK * (kD / 8); i += kThreads) {
+    const int k = i / (kD / 8), c = i % (kD / 8);
+    uint4 v = make_uint4(0u, 0u, 0u, 0u);
+    if (t0 + k < n) {
+      const uint8_t* rec = stg + k * sb;
+      if (c < kC / 8) {
+        const uint2 w = reinterpret_cast<const uint2*>(rec)[c];
+        const float s = reinterpret_cast<const float*>(rec + kC)[c / 16];
+        const float2 a = fp8x2(w.x), b = fp8x2(w.x >> 16), e = fp8x2(w.y), f = fp8x2(w.y >> 16);
+        v = make_uint4(pack_bf16(a.x * s, a.y * s), pack_bf16(b.x * s, b.y * s), pack_bf16(e.x * s, e.y * s),
+                       pack_bf16(f.x * s, f.y * s));
+      } else {
+        v = reinterpret_cast<const uint4*>(rec + kC + 4 * (kC / 128))[c - kC / 8];
       }
-      *reinterpret_cast<uint4*>(ks + k * kLd + c * 16) = lo;
-      *reinterpret_cast<uint4*>(ks + k * kLd + c * 16 + 8) = hi;
-    } else {
-      const int cp = c - kC / 16;
-      uint4 v = make_uint4(0u, 0u, 0u, 0u);
-      if (valid) v = reinterpret_cast<const uint4*>(rec + kC + 4 * (kC / 128))[cp];
-      *reinterpret_cast<uint4*>(ks + k * kLd + kC + cp * 8) = v;
     }
+    *reinterpret_cast<uint4*>(ks + swz128_offset(kTK, k, c * 8)) = v;
   }
 }
 
 template <bool FP8>
-__global__ void __launch_bounds__(kThreads2, 1)
-mla_sparse_tc2_kernel(const float* __restrict__ q_lat, const float* __restrict__ q_pe, int H,
-                      const uint8_t* __restrict__ cache, const int32_t* __restrict__ idx,
-                      const int32_t* __restrict__ nrow, int max_n, float scale, float* __restrict__ o_lat) {
+__global__ void __launch_bounds__(kThreads, 1)
+mla_sparse_wgmma_kernel(const float* __restrict__ q_lat, const float* __restrict__ q_pe, int H,
+                        const uint8_t* __restrict__ cache, const int32_t* __restrict__ idx,
+                        const int32_t* __restrict__ nrow, int max_n, float scale, float* __restrict__ o_lat) {
   constexpr int sb = kRecBytes<FP8>;
-  extern __shared__ float4 smem4[];
-  __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem4);        // [64][kLd]
-  __nv_bfloat16* ks = qs + kHeads * kLd;                                // [kTK][kLd]
-  float* part = reinterpret_cast<float*>(ks + kTK * kLd);               // [4][64][kPartLd]
-  __nv_bfloat16* phi = reinterpret_cast<__nv_bfloat16*>(part + 4 * kHeads * kPartLd);  // [64][kPLd]
-  __nv_bfloat16* plo = phi + kHeads * kPLd;                             // [64][kPLd]
-  float* alpha_s = reinterpret_cast<float*>(plo + kHeads * kPLd);       // [64]
-  float* linv_s = alpha_s + kHeads;                                     // [64]
-  uint8_t* stg = reinterpret_cast<uint8_t*>(linv_s + kHeads);           // [kTK][sb] bytes
-  int32_t* sidx = reinterpret_cast<int32_t*>(stg + kTK * kStageSlot);    // [kIdxChunk] slot indices
+  extern __shared__ float4 smem_raw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* qs = base + kOffQ;
+  uint8_t* ks = base + kOffK;
+  uint8_t* phi = base + kOffPhi;
+  uint8_t* plo = base + kOffPlo;
+  int32_t* sidx = reinterpret_cast<int32_t*>(base + kOffIdx);
+  float* red = reinterpret_cast<float*>(base + kOffRed);  // [2][64] row maxima, then [2][64] row sums
+  uint8_t* stg = base + kOffStg;
 
   const int64_t r = blockIdx.y;
   const int h0 = blockIdx.x * kHeads;
   const int n = nrow[r];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int hb = warp & 3, qd = warp >> 2;
-  const int g = lane >> 2, t = lane & 3;
+  const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+  const int row0 = ((tid >> 5) & 3) * 16 + (lane >> 2);  // this thread's accumulator rows: row0, row0 + 8
+  const int cq = 2 * (lane & 3);                        // and columns cq, cq + 1 of every 8-column group
   if (n <= 0) {
-    for (int i = tid; i < kHeads * kC; i += kThreads2) o_lat[(r * H + h0) * kC + i] = 0.f;
+    for (int i = tid; i < kHeads * kC; i += kThreads) o_lat[(r * H + h0) * kC + i] = 0.f;
     return;
   }
-  for (int i = tid; i < kHeads * (kD / 4); i += kThreads2) {
-    const int h = i / (kD / 4), d = (i % (kD / 4)) * 4;
-    const float4 v = d < kC ? *reinterpret_cast<const float4*>(q_lat + (r * H + h0 + h) * kC + d)
-                            : *reinterpret_cast<const float4*>(q_pe + (r * H + h0 + h) * kDr + (d - kC));
-    uint2 w;
-    w.x = pack_bf16(v.x, v.y);
-    w.y = pack_bf16(v.z, v.w);
-    *reinterpret_cast<uint2*>(qs + h * kLd + d) = w;
+  // Q (F32) -> BF16 swizzled tile.
+  for (int i = tid; i < kHeads * (kD / 8); i += kThreads) {
+    const int h = i / (kD / 8), d = (i % (kD / 8)) * 8;
+    const float* src = d < kC ? q_lat + (r * H + h0 + h) * kC + d : q_pe + (r * H + h0 + h) * kDr + (d - kC);
+    const float4 a = reinterpret_cast<const float4*>(src)[0], b = reinterpret_cast<const float4*>(src)[1];
+    *reinterpret_cast<uint4*>(qs + swz128_offset(kHeads, h, d)) =
+        make_uint4(pack_bf16(a.x, a.y), pack_bf16(a.z, a.w), pack_bf16(b.x, b.y), pack_bf16(b.z, b.w));
   }
-  float o[16][4];
-#pragma unroll
-  for (int j = 0; j < 16; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
-  float m_run[4], l_run[4];  // softmax state of heads 4 warp + i (identical on all lanes)
-#pragma unroll
-  for (int i = 0; i < 4; ++i) m_run[i] = -INFINITY, l_run[i] = 0.f;
   const int32_t* idx_row = idx + r * int64_t(max_n);
-  const uint32_t qs_base = smem_u32(qs), ks_base = smem_u32(ks), phi_base = smem_u32(phi), plo_base = smem_u32(plo);
-
-  // The slot indices of keys [t1, t1 + kIdxChunk) are staged in shared memory (one global round
-  // trip per 2048 keys instead of one dependent load per key per tile in the gather below).
   auto stage_idx = [&](int t1) {
-    for (int i = tid; i < kIdxChunk && t1 + i < n; i += kThreads2) sidx[i] = idx_row[t1 + i];
+    for (int i = tid; i < kIdxChunk && t1 + i < n; i += kThreads) sidx[i] = idx_row[t1 + i];
   };
   stage_idx(0);
   __syncthreads();
   constexpr int cpk = sb / 16;  // 16-byte pieces per record: 41 (FP8) or 72 (BF16)
+  // Gather of keys [t1, t1 + kTK): FP8 into the staging buffer, BF16 straight into the tile.
   auto issue = [&](int t1) {
     const int t1c = t1 % kIdxChunk;
 #pragma unroll 1
-    for (int i = tid; i < kTK * cpk; i += kThreads2) {
+    for (int i = tid; i < kTK * cpk; i += kThreads) {
       const int k = i / cpk, c = i - k * cpk;
       if (t1 + k < n) {
         const uint8_t* src = cache + int64_t(sidx[t1c + k]) * sb + c * 16;
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(stg + k * sb + c * 16)),
-                     "l"(__cvta_generic_to_global(src))
-                     : "memory");
+        cp_async16(FP8 ? smem_u32(stg + k * sb + c * 16) : smem_u32(ks + swz128_offset(kTK, k, c * 8)), src);
+      } else if (!FP8) {
+        *reinterpret_cast<uint4*>(ks + swz128_offset(kTK, k, c * 8)) = make_uint4(0u, 0u, 0u, 0u);
       }
     }
     asm volatile("cp.async.commit_group;\n" ::: "memory");
   };
-  issue(0);
+  if (FP8) issue(0);
+
+  float o[128];
+#pragma unroll
+  for (int j = 0; j < 128; ++j) o[j] = 0.f;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};  // rows row0, row0 + 8
+  const uint32_t qs_a = smem_u32(qs), ks_a = smem_u32(ks), phi_a = smem_u32(phi), plo_a = smem_u32(plo);
 
   for (int t0 = 0; t0 < n; t0 += kTK) {
-    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-    __syncthreads();  // staging complete; the previous tile's readers of ks / part / P / alpha are done
-    stage_to_bf16<FP8>(stg, t0, n, ks, tid, kThreads2);
-    if (t0 + kTK < n && (t0 + kTK) % kIdxChunk == 0) stage_idx(t0 + kTK);  // every gather of the chunk has been issued
-    __syncthreads();  // ks ready; staging free
-    if (t0 + kTK < n) issue(t0 + kTK);
-    {  // 1. partial S of head block hb over dims [144 qd, 144 qd + 144): 16 heads x 32 keys.
-      float s[4][4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-#pragma unroll 3
-      for (int kk = qd * (kD / 4); kk < (qd + 1) * (kD / 4); kk += 16) {
-        uint32_t a0, a1, a2, a3;
-        {
-          const int row = hb * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, col = kk + (lane >> 4) * 8;
-          ldsm_x4(qs_base + uint32_t(row * kLd + col) * 2u, a0, a1, a2, a3);
-        }
-#pragma unroll
-        for (int jp = 0; jp < 2; ++jp) {  // key n-tiles 2jp, 2jp + 1
-          uint32_t b0, b1, b2, b3;
-          const int key = jp * 16 + (lane & 7) + (lane >> 4) * 8, col = kk + ((lane >> 3) & 1) * 8;
-          ldsm_x4(ks_base + uint32_t(key * kLd + col) * 2u, b0, b1, b2, b3);
-          mma_bf16(s[2 * jp], a0, a1, a2, a3, b0, b1);
-          mma_bf16(s[2 * jp + 1], a0, a1, a2, a3, b2, b3);
-        }
+    if constexpr (FP8) {
+      asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+      __syncthreads();  // staging complete; every MMA of the previous tile has completed (waited below)
+      convert_fp8_tile(stg, t0, n, ks, tid);
+      if (t0 + kTK < n && (t0 + kTK) % kIdxChunk == 0) stage_idx(t0 + kTK);  // the chunk's gathers are issued
+      fence_proxy_async_smem();
+      __syncthreads();  // key tile ready; staging free
+      if (t0 + kTK < n) issue(t0 + kTK);
+    } else {
+      if (t0 > 0 && t0 % kIdxChunk == 0) {
+        __syncthreads();
+        stage_idx(t0);
       }
-      float* my = part + (qd * kHeads + hb * 16) * kPartLd;
+      __syncthreads();  // every MMA of the previous tile has completed; slot indices staged
+      issue(t0);
+      asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+      fence_proxy_async_smem();
+      __syncthreads();
+    }
+    // 1. S for keys [32 wg, 32 wg + 32) of the tile.
+    float s[16];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        *reinterpret_cast<float2*>(my + g * kPartLd + 8 * j + 2 * t) = make_float2(s[j][0], s[j][1]);
-        *reinterpret_cast<float2*>(my + (g + 8) * kPartLd + 8 * j + 2 * t) = make_float2(s[j][2], s[j][3]);
+    for (int j = 0; j < 16; ++j) s[j] = 0.f;
+    wgmma_pin(s);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const uint32_t off = uint32_t(kk >> 2) * kBlk + uint32_t(kk & 3) * 32;
+      wgmma_m64n32k16_bf16(s, wgmma_desc(qs_a + off, 16, 1024), wgmma_desc(ks_a + off + uint32_t(wg) * 32 * 128, 16, 1024));
+    }
+    wgmma_commit();
+    wgmma_wait_all();
+    wgmma_pin(s);
+    // 2. Online softmax. s[4j + e]: row row0 (e < 2) or row0 + 8, key 32 wg + 8 j + cq + (e & 1).
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const bool valid = t0 + 32 * wg + 8 * j + cq + (e & 1) < n;
+        s[4 * j + e] = valid ? s[4 * j + e] * scale : -INFINITY;
+        mx[e >> 1] = fmaxf(mx[e >> 1], s[4 * j + e]);
       }
     }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+    }
+    if ((lane & 3) == 0) red[wg * 64 + row0] = mx[0], red[wg * 64 + row0 + 8] = mx[1];
     __syncthreads();
-    {  // 2. online softmax of heads 4 warp + i, lane = key t0 + lane.
-      const bool valid = t0 + lane < n;
+    float alpha[2];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int h = 4 * warp + i;
-        const float* ph = part + h * kPartLd + lane;
-        constexpr int kQ = kHeads * kPartLd;  // floats between quarters
-        const float x = valid ? ((ph[0] + ph[kQ]) + (ph[2 * kQ] + ph[3 * kQ])) * scale : -INFINITY;
-        float mx = x;
+    for (int h = 0; h < 2; ++h) {
+      const float m_new = fmaxf(m_run[h], fmaxf(red[row0 + 8 * h], red[64 + row0 + 8 * h]));  // finite: key t0 is valid
+      alpha[h] = expf(m_run[h] - m_new);
+      m_run[h] = m_new;
+    }
+    float sum[2] = {0.f, 0.f};
 #pragma unroll
-        for (int off = 16; off >= 1; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-        const float m_new = fmaxf(m_run[i], mx);  // finite: key t0 is valid
-        const float alpha = expf(m_run[i] - m_new);
-        m_run[i] = m_new;
-        const float p = expf(x - m_new);  // 0 past n
-        float sum = p;
+    for (int j = 0; j < 4; ++j) {
+      float p[4];
 #pragma unroll
-        for (int off = 16; off >= 1; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-        l_run[i] = l_run[i] * alpha + sum;
-        const __nv_bfloat16 hi = __float2bfloat16_rn(p);
-        phi[h * kPLd + lane] = hi;
-        plo[h * kPLd + lane] = __float2bfloat16_rn(p - __bfloat162float(hi));
-        if (lane == 0) alpha_s[h] = alpha;
+      for (int e = 0; e < 4; ++e) {
+        p[e] = expf(s[4 * j + e] - m_run[e >> 1]);  // 0 past n
+        sum[e >> 1] += p[e];
+      }
+      const int key = 32 * wg + 8 * j + cq;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const __nv_bfloat162 hi = __floats2bfloat162_rn(p[2 * h], p[2 * h + 1]);
+        const float2 hf = __bfloat1622float2(hi);
+        const __nv_bfloat162 lo = __floats2bfloat162_rn(p[2 * h] - hf.x, p[2 * h + 1] - hf.y);
+        const uint32_t off = swz128_offset(kHeads, row0 + 8 * h, key);
+        *reinterpret_cast<__nv_bfloat162*>(phi + off) = hi;
+        *reinterpret_cast<__nv_bfloat162*>(plo + off) = lo;
       }
     }
-    __syncthreads();
-    {  // 3. O += P V for heads hb*16.. and channels [128 qd, 128 qd + 128).
-      const float al0 = alpha_s[hb * 16 + g], al1 = alpha_s[hb * 16 + g + 8];
 #pragma unroll
-      for (int j = 0; j < 16; ++j) {
-        o[j][0] *= al0, o[j][1] *= al0;
-        o[j][2] *= al1, o[j][3] *= al1;
-      }
-#pragma unroll
-      for (int kk2 = 0; kk2 < 2; ++kk2) {
-        uint32_t h0r, h1r, h2r, h3r, l0r, l1r, l2r, l3r;
-        {
-          const int row = hb * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, col = kk2 * 16 + (lane >> 4) * 8;
-          ldsm_x4(phi_base + uint32_t(row * kPLd + col) * 2u, h0r, h1r, h2r, h3r);
-          ldsm_x4(plo_base + uint32_t(row * kPLd + col) * 2u, l0r, l1r, l2r, l3r);
-        }
-        const int key = kk2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-#pragma unroll
-        for (int jp = 0; jp < 8; ++jp) {
-          const int chan = qd * 128 + jp * 16 + (lane >> 4) * 8;
-          uint32_t b0, b1, b2, b3;
-          ldsm_x4_t(ks_base + uint32_t(key * kLd + chan) * 2u, b0, b1, b2, b3);
-          mma_bf16(o[2 * jp], h0r, h1r, h2r, h3r, b0, b1);
-          mma_bf16(o[2 * jp + 1], h0r, h1r, h2r, h3r, b2, b3);
-          mma_bf16(o[2 * jp], l0r, l1r, l2r, l3r, b0, b1);
-          mma_bf16(o[2 * jp + 1], l0r, l1r, l2r, l3r, b2, b3);
-        }
-      }
+    for (int h = 0; h < 2; ++h) {
+      sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 1);
+      sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 2);
+      l_run[h] = l_run[h] * alpha[h] + sum[h];
     }
-  }
-  if (lane == 0) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) linv_s[4 * warp + i] = 1.0f / l_run[i];
+    for (int j = 0; j < 32; ++j) {
+      o[4 * j] *= alpha[0], o[4 * j + 1] *= alpha[0];
+      o[4 * j + 2] *= alpha[1], o[4 * j + 3] *= alpha[1];
+    }
+    fence_proxy_async_smem();
+    __syncthreads();  // P of both warpgroups written; row maxima read
+    // 3. O += P V over the tile's 64 keys, channels [256 wg, 256 wg + 256).
+    wgmma_pin(o);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kTK / 16; ++kk) {
+      const uint64_t dv = wgmma_desc(ks_a + uint32_t(4 * wg) * kBlk + uint32_t(kk) * 16 * 128, kBlk, 1024);
+      wgmma_m64n256k16_bf16_bt(o, wgmma_desc(phi_a + uint32_t(kk) * 32, 16, 1024), dv);
+      wgmma_m64n256k16_bf16_bt(o, wgmma_desc(plo_a + uint32_t(kk) * 32, 16, 1024), dv);
+    }
+    wgmma_commit();
+    wgmma_wait_all();
+    wgmma_pin(o);
   }
+  // Denominator: this warpgroup's keys plus the other's (fixed order: warpgroup 0 first).
+  if ((lane & 3) == 0) red[128 + wg * 64 + row0] = l_run[0], red[128 + wg * 64 + row0 + 8] = l_run[1];
   __syncthreads();
-  const float inv0 = linv_s[hb * 16 + g], inv1 = linv_s[hb * 16 + g + 8];
-  float* out0 = o_lat + (r * H + h0 + hb * 16 + g) * int64_t(kC) + qd * 128;
-  float* out1 = out0 + 8 * int64_t(kC);
+  float inv[2];
 #pragma unroll
-  for (int j = 0; j < 16; ++j) {
-    *reinterpret_cast<float2*>(out0 + 8 * j + 2 * t) = make_float2(o[j][0] * inv0, o[j][1] * inv0);
-    *reinterpret_cast<float2*>(out1 + 8 * j + 2 * t) = make_float2(o[j][2] * inv1, o[j][3] * inv1);
+  for (int h = 0; h < 2; ++h) inv[h] = 1.0f / (red[128 + row0 + 8 * h] + red[192 + row0 + 8 * h]);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float* out = o_lat + (r * H + h0 + row0 + 8 * h) * int64_t(kC) + 256 * wg + cq;
+#pragma unroll
+    for (int j = 0; j < 32; ++j)
+      *reinterpret_cast<float2*>(out + 8 * j) = make_float2(o[4 * j + 2 * h] * inv[h], o[4 * j + 2 * h + 1] * inv[h]);
   }
 }
 
@@ -323,18 +293,20 @@ void mla_sparse_attention_tc(const float* q_lat, const float* q_pe, int64_t R, i
     throw std::invalid_argument("mla_sparse_attention: record size differs from the kernel's");
   static std::atomic<bool> attr_set{false};
   if (!attr_set.load()) {  // both forms at once, so a graph capture after one eager call sets nothing
-    DS_CUDA_CHECK(
-        cudaFuncSetAttribute(mla_sparse_tc2_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem2)));
-    DS_CUDA_CHECK(
-        cudaFuncSetAttribute(mla_sparse_tc2_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem2)));
+    DS_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       int(kSmem<true>)));
+    DS_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       int(kSmem<false>)));
     attr_set.store(true);
   }
   const dim3 grid(unsigned(H / kHeads), unsigned(R));
   if (dt == KvCacheDtype::FP8)
-    mla_sparse_tc2_kernel<true><<<grid, kThreads2, kSmem2, stream>>>(q_lat, q_pe, H, cache, idx, n, max_n, scale, o_lat);
+    mla_sparse_wgmma_kernel<true>
+        <<<grid, kThreads, kSmem<true>, stream>>>(q_lat, q_pe, H, cache, idx, n, max_n, scale, o_lat);
   else
-    mla_sparse_tc2_kernel<false><<<grid, kThreads2, kSmem2, stream>>>(q_lat, q_pe, H, cache, idx, n, max_n, scale, o_lat);
-  DS_CUDA_CHECK_LAUNCH("mla_sparse_tc2_kernel");
+    mla_sparse_wgmma_kernel<false>
+        <<<grid, kThreads, kSmem<false>, stream>>>(q_lat, q_pe, H, cache, idx, n, max_n, scale, o_lat);
+  DS_CUDA_CHECK_LAUNCH("mla_sparse_wgmma_kernel");
 }
 
 }  // namespace ds::cuda::detail

@@ -13,8 +13,8 @@ namespace ds::cuda::detail {
 bool mla_sparse_tc_supported(int H, int C, int dr);
 
 /// Same contract as mla_sparse_attention, with q rounded to BF16 (official-mode q is BF16 already).
-/// Arguments are validated by the caller. 16 warps per (row, 64 heads), one softmax per head, 64
-/// accumulator registers per thread (docs/cuda.md).
+/// Arguments are validated by the caller. Two warpgroups per (row, 64 heads), wgmma with shared-memory
+/// operands, 64-key tiles, 128 accumulator registers per thread (docs/cuda.md "MLA attention").
 void mla_sparse_attention_tc(const float* q_lat, const float* q_pe, int64_t R, int H, const uint8_t* cache,
                              KvCacheDtype dt, const int32_t* idx, const int32_t* n, int max_n, float scale, float* o_lat,
                              cudaStream_t stream);
