@@ -38,17 +38,17 @@ declare -A SOURCES=(
   [gpu_argmax]="src/kernels/cuda_check.h src/kernels/argmax.cu src/kernels/argmax.h tests/gpu/gpu_argmax.cpp tests/gpu/gpu_test_util.h"
   [gpu_gemm_fp8_any_m]="src/kernels/cuda_check.h src/kernels/act_quant.cu src/kernels/act_quant.h src/kernels/gemm_fp8.cu src/kernels/gemm_fp8.h src/kernels/gemm_fp8_small_m.h tests/gpu/gpu_gemm_fp8_any_m.cpp tests/gpu/gpu_test_util.h"
   [gpu_gemm_dense]="src/kernels/cuda_check.h src/kernels/gemm_dense.cu src/kernels/gemm_dense.h tests/gpu/gpu_gemm_dense.cpp tests/gpu/gpu_test_util.h"
-  [gpu_mla_attention]="src/kernels/cuda_check.h src/kernels/mla_cache.cu src/kernels/mla_cache.h src/kernels/mla_attention.cu src/kernels/mla_attention.h src/kernels/mla_attention_tc.cu src/kernels/mla_attention_tc.h tests/gpu/gpu_mla_attention.cpp tests/gpu/gpu_test_util.h"
+  [gpu_mla_attention]="src/kernels/cuda_check.h src/kernels/mla_cache.cu src/kernels/mla_cache.h src/kernels/mla_attention.cu src/kernels/mla_attention.h src/kernels/mla_attention_tc.cu src/kernels/mla_attention_tc.h src/kernels/wgmma.cuh tests/gpu/gpu_mla_attention.cpp tests/gpu/gpu_test_util.h"
   [gpu_indexer]="src/kernels/cuda_check.h src/kernels/mla_cache.cu src/kernels/mla_cache.h src/kernels/indexer.cu src/kernels/indexer.h tests/gpu/gpu_indexer.cpp tests/gpu/gpu_test_util.h"
   [gpu_moe_experts]="src/kernels/cuda_check.h src/kernels/act_quant.cu src/kernels/act_quant.h src/kernels/gemm_fp8.cu src/kernels/gemm_fp8.h src/kernels/gemm_fp8_small_m.h src/kernels/moe_experts.cu src/kernels/moe_experts.h tests/gpu/gpu_moe_experts.cpp tests/gpu/gpu_test_util.h"
 )
 SOURCES[gpu_elementwise]="src/kernels/cuda_check.h src/kernels/elementwise.cu src/kernels/elementwise.h tests/gpu/gpu_elementwise.cpp tests/gpu/gpu_test_util.h"
 # The whole-model check measures the runner and every kernel it calls.
-SOURCES[gpu_model]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_model.cpp tests/gpu/gpu_runner_util.h tests/gpu/gpu_test_util.h"
+SOURCES[gpu_model]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h src/kernels/*.cuh | tr '\n' ' ')tests/gpu/gpu_model.cpp tests/gpu/gpu_runner_util.h tests/gpu/gpu_test_util.h"
 # The runner against the oracle fixtures (tiny-a): the fixtures are part of what it measured.
-SOURCES[gpu_oracle]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_oracle.cpp tests/gpu/gpu_runner_util.h tests/gpu/gpu_test_util.h tests/model/test_oracle_common.h tests/fixtures/oracle/oracle_official_tiny-a.json tests/fixtures/oracle/oracle_official_tiny-a.bin tests/fixtures/oracle/oracle_hf_tiny-a.json tests/fixtures/oracle/oracle_hf_tiny-a.bin"
+SOURCES[gpu_oracle]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h src/kernels/*.cuh | tr '\n' ' ')tests/gpu/gpu_oracle.cpp tests/gpu/gpu_runner_util.h tests/gpu/gpu_test_util.h tests/model/test_oracle_common.h tests/fixtures/oracle/oracle_official_tiny-a.json tests/fixtures/oracle/oracle_official_tiny-a.bin tests/fixtures/oracle/oracle_hf_tiny-a.json tests/fixtures/oracle/oracle_hf_tiny-a.bin"
 # CUDA graphs of the runner: replays bit-identical to eager, capture sizes, replay counts.
-SOURCES[gpu_graphs]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_graphs.cpp tests/gpu/gpu_runner_util.h tests/gpu/gpu_test_util.h"
+SOURCES[gpu_graphs]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h src/kernels/*.cuh | tr '\n' ' ')tests/gpu/gpu_graphs.cpp tests/gpu/gpu_runner_util.h tests/gpu/gpu_test_util.h"
 DEVICE_LINE="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null), nvcc $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 [[ "${BENCH:-0}" == only ]] && DRIVERS=" "  # no test driver, no serve_cuda
 for t in ${DRIVERS:-"${!SOURCES[@]}"}; do
@@ -84,7 +84,7 @@ if [[ "${FULLWIDTH:-}" == 1 ]]; then  # one full-width MoE layer vs transformers
   rc=$?
   tail -4 "$OUT/fullwidth_oracle.txt"
   if [[ $rc == 0 ]]; then LD_LIBRARY_PATH="$DS_LIBS" "$BIN/gpu_fullwidth" "$FW" > "$OUT/gpu_fullwidth.txt" 2>&1; rc=$?; fi
-  srcs="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')tests/gpu/gpu_fullwidth.cpp tests/model/test_oracle_common.h scripts/reference/fullwidth_layer.py"
+  srcs="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h src/kernels/*.cuh | tr '\n' ' ')tests/gpu/gpu_fullwidth.cpp tests/model/test_oracle_common.h scripts/reference/fullwidth_layer.py"
   # shellcheck disable=SC2086
   { echo "device: $DEVICE_LINE"; echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"; echo "commit: ${DS_COMMIT:-unknown}"
     echo "command: FULLWIDTH=1 tests/gpu/run_all.sh"; echo "sources: $srcs"; echo "sources-sha256: $(tests/gpu/source_hash.sh $srcs)"
@@ -108,7 +108,7 @@ if [[ "${BENCH:-0}" == 1 || "${BENCH:-0}" == only ]]; then
     echo "device: $DEVICE_LINE"; echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"; echo "commit: ${DS_COMMIT:-unknown}"
     echo "command: $1"; echo "sources: ${*:2}"; echo "sources-sha256: $(tests/gpu/source_hash.sh "${@:2}")"; echo
   }
-  read -r -a BSRC <<< "$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h | tr '\n' ' ')bench/configs/dsv32_fullwidth_3d2m.json"
+  read -r -a BSRC <<< "$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h src/kernels/*.cuh | tr '\n' ' ')bench/configs/dsv32_fullwidth_3d2m.json"
   echo "== gpu_bench_model"
   if [[ -x "$BIN/gpu_bench_model" ]]; then
     # shellcheck disable=SC2086
