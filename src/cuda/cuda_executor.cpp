@@ -67,6 +67,11 @@ DeviceRunner load_device_runner(const DeviceRunnerOptions& o) {
   std::string why;
   if (device_count(&why) < 1) throw std::runtime_error("--device cuda: no CUDA device is usable (" + why + ")");
   const KvCacheDtype kv = parse_kv_cache_dtype(o.kv_cache_dtype);
+  const Numerics numerics = parse_numerics(o.numerics);
+  const bool exact = numerics == Numerics::Exact;
+  if (exact && o.kv_cache_dtype != "auto" && !o.kv_cache_dtype.empty())
+    throw std::invalid_argument("--kv-cache-dtype " + o.kv_cache_dtype +
+                                ": --numerics exact keeps the KV cache in FP32 (leave --kv-cache-dtype at auto)");
   const double frac = o.mem_fraction_static > 0 ? o.mem_fraction_static : kDefaultMemFraction;
   if (frac <= 0 || frac >= 1)
     throw std::invalid_argument("--mem-fraction-static " + std::to_string(frac) + ": must be in (0, 1)");
@@ -75,8 +80,9 @@ DeviceRunner load_device_runner(const DeviceRunnerOptions& o) {
   DS_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   spdlog::info("device: {} ({} SMs, {:.1f} GiB), weights {}", prop.name, prop.multiProcessorCount,
                prop.totalGlobalMem / double(1 << 30), o.dummy_weights ? "dummy (--load-format dummy)" : o.model_dir);
-  std::unique_ptr<DeviceWeights> w = o.dummy_weights ? DeviceWeights::dummy(o.model_dir) : DeviceWeights::load(o.model_dir);
-  const WeightBytes expect = expected_weight_bytes(w->config());
+  std::unique_ptr<DeviceWeights> w = o.dummy_weights ? DeviceWeights::dummy(o.model_dir, 1, numerics)
+                                                    : DeviceWeights::load(o.model_dir, numerics);
+  const WeightBytes expect = expected_weight_bytes(w->config(), numerics);
   spdlog::info("weights resident: {} bytes ({:.3f} GB); checkpoint (FP8) {} bytes; expected on device {} bytes ({})",
                w->resident_bytes(), w->resident_bytes() / 1e9, w->checkpoint_bytes(), expect.device,
                w->resident_bytes() == expect.device ? "equal" : "DIFFERENT");
@@ -87,6 +93,7 @@ DeviceRunner load_device_runner(const DeviceRunnerOptions& o) {
   go.bs = parse_cuda_graph_bs(o.cuda_graph_bs);
   go.max_context = std::max(o.context_length, 1);
   model->set_graph_options(go);
+  if (exact) spdlog::info("numerics exact: FP32 weights products, activations and KV cache; every step eager (no CUDA graphs)");
   size_t free_b = 0, total_b = 0;
   DS_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   const int64_t per_token = model->kv_bytes_per_token();
@@ -110,7 +117,8 @@ DeviceRunner load_device_runner(const DeviceRunnerOptions& o) {
                              std::to_string(o.context_length) + " tokens (raise it or lower --context-length)");
   spdlog::info("KV pool (device): {} pages x {} tokens = {} tokens, {} bytes/token ({} cache), {:.2f} GiB; "
                "--mem-fraction-static {}", pages, ps, pages * ps, per_token,
-               kv == KvCacheDtype::FP8 ? "fp8_e4m3 656-byte layout" : "bf16", pages * ps * per_token / double(1 << 30),
+               exact ? "f32, --numerics exact" : kv == KvCacheDtype::FP8 ? "fp8_e4m3 656-byte layout" : "bf16",
+               pages * ps * per_token / double(1 << 30),
                frac);
   DeviceRunner r;
   r.config = model->config();

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda/cuda_model_exact.h"
 #include "cuda/device_memory.h"
 #include "kernels/act_quant.h"
 #include "kernels/cpu/rope.h"
@@ -69,6 +70,9 @@ struct CudaModel::Impl {
   DevMem freqs;                 // [rope/2] F32 YaRN frequencies
   DevMem kv_mla, kv_idx, kv_scale;
   int64_t slot_bytes = 0;
+  int64_t idx_key_bytes = 0;    // bytes of one indexer key: Di (FP8) or 4 Di (exact mode, F32)
+  std::unique_ptr<ExactForward> exact;  // set in exact numerics (cuda_model_exact.h)
+  DevMem exact_sampled;                 // exact mode: sampled ids of the logit rows (forward_sample)
   DevMem step;                  // activations
   DevMem inputs;                // step inputs
   PinnedMem h_inputs, h_logits;
@@ -137,12 +141,15 @@ struct CudaModel::Impl {
 CudaModel::CudaModel(std::unique_ptr<DeviceWeights> w, KvCacheDtype kv_dtype)
     : w_(std::move(w)), kv_dtype_(kv_dtype), impl_(std::make_unique<Impl>()) {
   if (!w_) throw std::invalid_argument("CudaModel: weights are null");
+  numerics_ = w_->numerics();
+  const bool exact = numerics_ == Numerics::Exact;
   const ModelConfig& c = w_->config();
-  if (c.index_head_dim != 128)
+  if (!exact && c.index_head_dim != 128)
     throw std::invalid_argument("CUDA runner: official numerics need index_head_dim 128 (spec 5.2)");
-  if (c.kv_lora_rank % 128 != 0)
+  if (!exact && c.kv_lora_rank % 128 != 0)
     throw std::invalid_argument("CUDA runner: kv_lora_rank must be a multiple of 128 (FP8 latent groups)");
   Impl& m = *impl_;
+  if (exact) m.exact = std::make_unique<ExactForward>();
   DS_CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
   cpu::YarnParams y;
   y.enabled = c.rope_scaling.enabled;
@@ -154,7 +161,9 @@ CudaModel::CudaModel(std::unique_ptr<DeviceWeights> w, KvCacheDtype kv_dtype)
   m.n_freq = int(f.size());
   m.freqs.ensure(f.size() * 4);
   DS_CUDA_CHECK(cudaMemcpy(m.freqs.as(), f.data(), f.size() * 4, cudaMemcpyHostToDevice));
-  m.slot_bytes = mla_slot_bytes(kv_dtype, c.kv_lora_rank, c.qk_rope_head_dim);
+  m.slot_bytes = exact ? int64_t(c.kv_lora_rank + c.qk_rope_head_dim) * 4
+                       : mla_slot_bytes(kv_dtype, c.kv_lora_rank, c.qk_rope_head_dim);
+  m.idx_key_bytes = exact ? int64_t(c.index_head_dim) * 4 : int64_t(c.index_head_dim);
   m.max_inter = std::max<int64_t>({c.intermediate_size, int64_t(c.n_shared_experts) * c.moe_intermediate_size,
                                    c.moe_intermediate_size, 1});
   m.max_k = std::max<int64_t>({c.hidden_size, c.q_lora_rank, int64_t(c.num_attention_heads) * c.v_head_dim,
@@ -167,7 +176,7 @@ CudaModel::~CudaModel() {
 
 int64_t CudaModel::kv_bytes_per_token() const {
   const ModelConfig& c = w_->config();
-  return int64_t(c.num_hidden_layers) * (impl_->slot_bytes + c.index_head_dim + 4);
+  return int64_t(c.num_hidden_layers) * (impl_->slot_bytes + impl_->idx_key_bytes + 4);
 }
 
 void CudaModel::init_kv_pool(int page_size, int64_t num_pages) {
@@ -185,7 +194,7 @@ void CudaModel::init_kv_pool(int page_size, int64_t num_pages) {
   m.kv_idx.release();
   m.kv_scale.release();
   m.kv_mla.ensure(size_t(L * slots * m.slot_bytes));
-  m.kv_idx.ensure(size_t(L * slots * c.index_head_dim));
+  m.kv_idx.ensure(size_t(L * slots * m.idx_key_bytes));
   m.kv_scale.ensure(size_t(L * slots * 4));
   DS_CUDA_CHECK(cudaMemset(m.kv_mla.as(), 0, m.kv_mla.bytes()));
   DS_CUDA_CHECK(cudaMemset(m.kv_idx.as(), 0, m.kv_idx.bytes()));
@@ -520,7 +529,19 @@ void CudaModel::step(const BatchPlan& plan, const std::vector<SampleRowParams>* 
   DS_CUDA_CHECK(cudaMemcpyAsync(dev_in.as(), m.h_inputs.as(), in_bytes, cudaMemcpyHostToDevice, st));
 
   StepBufs a{};
-  if (gbs > 0) {
+  if (m.exact) {  // exact numerics (cuda_model_exact.h): always eager
+    ExactStepInputs ei;
+    ei.tokens = b.tokens, ei.pos = b.pos, ei.slots = b.slots, ei.pages = b.pages, ei.n_keys = b.n_keys;
+    ei.n_attn = b.n_attn, ei.logit_rows = b.logit_rows;
+    ei.R = s.R, ei.NL = s.NL, ei.max_pages = s.max_pages, ei.max_keys = s.max_keys;
+    for (const Segment& seg : plan.segments)
+      ei.any_scored = ei.any_scored || int64_t(seg.start_pos) + int64_t(seg.tokens.size()) > topk;
+    const ExactKv kv{m.kv_mla.as<float>(), m.kv_idx.as<float>(), int64_t(page_size_) * num_pages_, page_size_};
+    a.logits = const_cast<float*>(m.exact->run(*w_, ei, kv, m.freqs.as<float>(), m.n_freq, layer_capture_, st));
+    a.sp = b.sp;
+    m.exact_sampled.ensure(size_t(s.NL) * 4);
+    a.sampled = m.exact_sampled.as<int32_t>();
+  } else if (gbs > 0) {
     a = m.graph_bufs.at(gbs);
     graphs_.replay(gbs, st);
   } else {
@@ -567,6 +588,7 @@ void CudaModel::capture_graphs() {
   m.graph_inputs.clear();
   m.graph_pages = 0;
   if (num_pages_ == 0 || graph_opts_.max_context <= 0) return;  // no options set: eager only
+  if (m.exact) return;  // exact numerics: every step eager (the MoE routing syncs with the host)
   size_t free_b = 0, total_b = 0;
   DS_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   const std::vector<int> sizes = cuda_graph_batch_sizes(graph_opts_, default_cuda_graph_max_bs(total_b / double(1 << 30)));

@@ -1,6 +1,7 @@
-// The DeepSeek-V3.2 forward on the GPU in the official numerics mode (D23), mirroring the CPU
-// forward (src/model/deepseek_v32.cpp, mla.cpp, indexer.cpp, moe.cpp) op for op and rounding for
-// rounding; the kernels are in src/kernels/*.cu. Internal to src/cuda (no CUDA headers).
+// The DeepSeek-V3.2 forward on the GPU in either numerics mode (D23), mirroring the CPU forward
+// (src/model/deepseek_v32.cpp, mla.cpp, indexer.cpp, moe.cpp) op for op and rounding for rounding:
+// official here, exact in cuda_model_exact.{h,cpp}. The kernels are in src/kernels/*.cu. Internal
+// to src/cuda (no CUDA headers).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -17,7 +18,9 @@ namespace ds::cuda {
 /// Weights + paged device KV pool + step workspace. One forward at a time (the engine thread).
 class CudaModel {
  public:
-  /// Takes the weights; `kv_dtype` selects the MLA cache record (mla_cache.h).
+  /// Takes the weights; the numerics mode is the one they were loaded for (DeviceWeights::load /
+  /// dummy). Official: `kv_dtype` selects the MLA cache record (mla_cache.h). Exact: FP32 caches
+  /// (exact_ops.h layouts) whatever `kv_dtype` says, and no CUDA graphs (every step eager).
   CudaModel(std::unique_ptr<DeviceWeights> w, KvCacheDtype kv_dtype);
   ~CudaModel();
   CudaModel(const CudaModel&) = delete;
@@ -26,8 +29,11 @@ class CudaModel {
   const ModelConfig& config() const { return w_->config(); }
   const DeviceWeights& weights() const { return *w_; }
   KvCacheDtype kv_dtype() const { return kv_dtype_; }
+  /// Numerics::Official or Numerics::Exact (D23), fixed at load.
+  Numerics numerics() const { return numerics_; }
 
-  /// Device bytes one KV token slot takes over all layers (MLA record + indexer key + scale).
+  /// Device bytes one KV token slot takes over all layers (MLA record + indexer key + scale;
+  /// exact mode: (kv_lora + rope) * 4 + index_head_dim * 4 + 4 per layer).
   int64_t kv_bytes_per_token() const;
   /// (Re)allocates the device KV pool: num_pages pages of page_size slots in every layer
   /// (contents zeroed), then capture_graphs(). Throws std::invalid_argument naming --page-size / --max-total-tokens for
@@ -82,6 +88,7 @@ class CudaModel {
   LayerCapture* layer_capture_ = nullptr;
   std::unique_ptr<DeviceWeights> w_;
   KvCacheDtype kv_dtype_;
+  Numerics numerics_ = Numerics::Official;
   int page_size_ = 0;
   int64_t num_pages_ = 0;
   std::unique_ptr<Impl> impl_;

@@ -20,10 +20,12 @@
 namespace ds::cuda {
 
 struct DeviceWeights::Builder {
-  Builder(const ModelConfig& c, const ModelWeights* weights, uint64_t s = 1) : cfg(c), w(weights), seed(s) {}
+  Builder(const ModelConfig& c, const ModelWeights* weights, uint64_t s = 1, bool exact_mode = false)
+      : cfg(c), w(weights), seed(s), exact(exact_mode) {}
   const ModelConfig& cfg;
   const ModelWeights* w = nullptr;  // null: dummy
   uint64_t seed = 1;
+  bool exact = false;               // exact numerics: W_UK/W_UV stored F32 (unrounded)
   uint8_t* base = nullptr;          // null: dry pass
   size_t used = 0;
   uint64_t tensor_id = 0;
@@ -151,6 +153,14 @@ struct DeviceWeights::Builder {
   }
   AbsorbWeightDev absorb(const std::vector<float>* v, int H, int rows, int C) {
     const int64_t n = int64_t(H) * rows * C;
+    if (exact) {  // exact numerics: the CPU's FP32 values (fp8 * scale, unrounded)
+      float* d = reinterpret_cast<float*>(take(size_t(n) * 4));
+      AbsorbWeightDev A{d, false, H, rows, C};
+      if (!base) return A;
+      if (v) upload(d, v->data(), size_t(n) * 4);
+      else fill_random_f32(d, n, next_seed(), float(std::sqrt(3.0 / double(C))), 0.f, stream);
+      return A;
+    }
     uint16_t* d = reinterpret_cast<uint16_t*>(take(size_t(n) * 2));
     AbsorbWeightDev A{d, true, H, rows, C};
     if (!base) return A;
@@ -243,7 +253,7 @@ DeviceWeights::~DeviceWeights() {
   if (base_) cudaFree(base_);
 }
 
-WeightBytes expected_weight_bytes(const ModelConfig& cfg) {
+WeightBytes expected_weight_bytes(const ModelConfig& cfg, Numerics numerics) {
   WeightBytes b;
   for (const ExpectedTensor& e : expected_tensors(cfg)) {
     if (e.mtp) continue;
@@ -256,7 +266,8 @@ WeightBytes expected_weight_bytes(const ModelConfig& cfg) {
                           e.name.find("kv_a_layernorm") != std::string::npos ||
                           e.name.find("indexer.k_norm") != std::string::npos;
     if (kv_b) {
-      if (!e.is_scale) b.device += n * 2;  // W_UK + W_UV, BF16 (spec 4.7): same element count
+      // W_UK + W_UV (spec 4.7): same element count, BF16 (official) or F32 (exact)
+      if (!e.is_scale) b.device += n * (numerics == Numerics::Exact ? 4 : 2);
     } else if (f32_norm) {
       b.device += n * 4;
     } else {
@@ -288,13 +299,15 @@ double finish(DeviceWeights::Builder& b) {
 
 }  // namespace
 
-std::unique_ptr<DeviceWeights> DeviceWeights::load(const std::string& dir) {
+std::unique_ptr<DeviceWeights> DeviceWeights::load(const std::string& dir, Numerics numerics) {
   auto out = std::unique_ptr<DeviceWeights>(new DeviceWeights());
   out->cfg_ = ModelConfig::load(dir);
+  out->numerics_ = numerics;
+  const bool exact = numerics == Numerics::Exact;
   Checkpoint ckpt = Checkpoint::open(dir);
   ModelWeights w;
-  bind_weights(ckpt, out->cfg_, false, true, w);
-  Builder dry{out->cfg_, &w};
+  bind_weights(ckpt, out->cfg_, false, !exact, w);
+  Builder dry{out->cfg_, &w, 1, exact};
   dry.all(*out);
   void* base = nullptr;
   const cudaError_t e = cudaMalloc(&base, dry.used);
@@ -302,7 +315,7 @@ std::unique_ptr<DeviceWeights> DeviceWeights::load(const std::string& dir) {
     throw std::runtime_error("CUDA runner: cannot allocate " + std::to_string(dry.used) + " bytes of weights for " + dir +
                              ": " + cudaGetErrorString(e));
   out->base_ = base;
-  Builder b{out->cfg_, &w};
+  Builder b{out->cfg_, &w, 1, exact};
   b.base = static_cast<uint8_t*>(base);
   b.total = dry.used;
   start(b);
@@ -311,14 +324,16 @@ std::unique_ptr<DeviceWeights> DeviceWeights::load(const std::string& dir) {
   spdlog::info("weights: {:.3f} GB uploaded from {} in {:.2f} s ({:.2f} GB/s through pinned staging)", b.uploaded / 1e9,
                dir, s, b.uploaded / 1e9 / std::max(s, 1e-9));
   out->resident_ = b.weight_bytes;
-  out->ckpt_bytes_ = expected_weight_bytes(out->cfg_).checkpoint;
+  out->ckpt_bytes_ = expected_weight_bytes(out->cfg_, numerics).checkpoint;
   return out;
 }
 
-std::unique_ptr<DeviceWeights> DeviceWeights::dummy(const std::string& dir, uint64_t seed) {
+std::unique_ptr<DeviceWeights> DeviceWeights::dummy(const std::string& dir, uint64_t seed, Numerics numerics) {
   auto out = std::unique_ptr<DeviceWeights>(new DeviceWeights());
   out->cfg_ = ModelConfig::load(dir);
-  Builder dry{out->cfg_, nullptr, seed};
+  out->numerics_ = numerics;
+  const bool exact = numerics == Numerics::Exact;
+  Builder dry{out->cfg_, nullptr, seed, exact};
   dry.all(*out);
   void* base = nullptr;
   const cudaError_t e = cudaMalloc(&base, dry.used);
@@ -326,12 +341,12 @@ std::unique_ptr<DeviceWeights> DeviceWeights::dummy(const std::string& dir, uint
     throw std::runtime_error("CUDA runner: cannot allocate " + std::to_string(dry.used) +
                              " bytes of dummy weights for " + dir + ": " + cudaGetErrorString(e));
   out->base_ = base;
-  Builder b{out->cfg_, nullptr, seed};
+  Builder b{out->cfg_, nullptr, seed, exact};
   b.base = static_cast<uint8_t*>(base);
   start(b);
   b.all(*out);
   finish(b);
-  const WeightBytes wb = expected_weight_bytes(out->cfg_);
+  const WeightBytes wb = expected_weight_bytes(out->cfg_, numerics);
   out->resident_ = b.weight_bytes;
   out->ckpt_bytes_ = wb.checkpoint;
   spdlog::info("weights: dummy (--load-format dummy), {:.3f} GB made on the device from {}/config.json", b.weight_bytes / 1e9,

@@ -12,6 +12,7 @@
 #include "kernels/mla_attention.h"
 #include "kernels/moe_experts.h"
 #include "model/config.h"
+#include "model/deepseek_v32.h"  // Numerics
 
 namespace ds::cuda {
 
@@ -43,7 +44,7 @@ struct LayerDev {
   bool qkv_fused = false;
   const float* q_a_norm = nullptr;   // [q_lora_rank]
   const float* kv_a_norm = nullptr;  // [kv_lora_rank]
-  AbsorbWeightDev w_uk, w_uv;        // BF16 values (official mode, spec 4.7)
+  AbsorbWeightDev w_uk, w_uv;        // BF16 values (official mode, spec 4.7); F32 in exact mode
   LinearDev idx_wq_b, idx_wk;
   DenseWeightDev idx_weights_proj;   // [index_n_heads, hidden], FP32 GEMM (Nov demo)
   const float* idx_k_norm_w = nullptr;
@@ -63,21 +64,26 @@ struct LayerDev {
 class DeviceWeights {
  public:
   /// Uploads a checkpoint directory: validates it with bind_weights (official numerics: W_UK/W_UV
-  /// BF16-rounded), then copies every tensor through a pinned staging buffer, logging progress
-  /// (GB, GB/s). Throws ConfigError / CheckpointError naming the file/tensor, std::runtime_error
-  /// on a CUDA error (e.g. out of memory, with the bytes needed).
-  static std::unique_ptr<DeviceWeights> load(const std::string& dir);
+  /// BF16-rounded and stored BF16; exact numerics: W_UK/W_UV = fp8 * scale unrounded, stored F32,
+  /// as the CPU exact mode), then copies every tensor through a pinned staging buffer, logging
+  /// progress (GB, GB/s). Every other tensor is identical in both modes. Throws ConfigError /
+  /// CheckpointError naming the file/tensor, std::runtime_error on a CUDA error (e.g. out of
+  /// memory, with the bytes needed).
+  static std::unique_ptr<DeviceWeights> load(const std::string& dir, Numerics numerics = Numerics::Official);
   /// --load-format dummy: random weights of the configured shapes made on the device from
   /// config.json alone (FP8 E4M3 uniform codes with scale_inv = 1 / (258.7 * sqrt(cols)), so
   /// |W| has std ~ cols^-0.5; norms 1; BF16 dense weights uniform with the same std; router bias
-  /// 0). No safetensors are read. Deterministic in `seed`.
-  static std::unique_ptr<DeviceWeights> dummy(const std::string& dir, uint64_t seed = 1);
+  /// 0). No safetensors are read. Deterministic in `seed`. Exact numerics: W_UK/W_UV in F32.
+  static std::unique_ptr<DeviceWeights> dummy(const std::string& dir, uint64_t seed = 1,
+                                              Numerics numerics = Numerics::Official);
   ~DeviceWeights();
   DeviceWeights(const DeviceWeights&) = delete;
   DeviceWeights& operator=(const DeviceWeights&) = delete;
   struct Builder;  // implementation (device_weights.cpp)
 
   const ModelConfig& config() const { return cfg_; }
+  /// The numerics mode the weights were prepared for (W_UK/W_UV storage).
+  Numerics numerics() const { return numerics_; }
   const std::vector<LayerDev>& layers() const { return layers_; }
   /// Embedding table [vocab, hidden] (BF16 bits if embed_bf16()).
   const void* embed() const { return embed_; }
@@ -92,6 +98,7 @@ class DeviceWeights {
  private:
   DeviceWeights() = default;
   ModelConfig cfg_;
+  Numerics numerics_ = Numerics::Official;
   void* base_ = nullptr;
   int64_t resident_ = 0, ckpt_bytes_ = 0;
   std::vector<LayerDev> layers_;
@@ -102,11 +109,11 @@ class DeviceWeights {
 };
 
 /// Checkpoint bytes of the main-layer tensors of `cfg` (expected_tensors without MTP) and the
-/// device bytes the runner keeps for them (kv_b_proj replaced by W_UK/W_UV in BF16; q_a/kv_a
-/// norms and the indexer LayerNorm as F32): what DeviceWeights must report.
+/// device bytes the runner keeps for them (kv_b_proj replaced by W_UK/W_UV in BF16, F32 in exact
+/// numerics; q_a/kv_a norms and the indexer LayerNorm as F32): what DeviceWeights must report.
 struct WeightBytes {
   int64_t checkpoint = 0, device = 0;
 };
-WeightBytes expected_weight_bytes(const ModelConfig& cfg);
+WeightBytes expected_weight_bytes(const ModelConfig& cfg, Numerics numerics = Numerics::Official);
 
 }  // namespace ds::cuda

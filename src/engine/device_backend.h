@@ -25,6 +25,7 @@ struct DeviceRunnerOptions {
   int cuda_graph_max_bs = 0;          ///< --cuda-graph-max-bs; 0: the backend's default
   std::string cuda_graph_bs;          ///< --cuda-graph-bs list ("1,2,4,8"); empty: generated
   bool disable_cuda_graph = false;    ///< --disable-cuda-graph
+  std::string numerics = "official";  ///< --numerics official | exact (D23)
 };
 
 /// A loaded device model: the executor (its KV pool is created by the Engine through init_kv with

@@ -378,4 +378,16 @@ void indexer_topk(const IndexerArgs& a, int topk, int64_t max_keys, void* worksp
   capture_call(a, topk, max_keys, scores, idx, stream);
 }
 
+void indexer_topk_scored(const IndexerArgs& a, int topk, int64_t max_keys, const float* scores, int32_t* idx,
+                         cudaStream_t stream) {
+  if (a.page_size < 1 || a.max_pages < 1 || topk < 1 || max_keys < 1 || a.R < 0 || a.R > 0x7fffffff)
+    throw std::invalid_argument("indexer_topk_scored: bad page_size, max_pages, topk, max_keys or R");
+  if (!a.pages || !a.n_keys || !scores || !idx)
+    throw std::invalid_argument("indexer_topk_scored: null pages, n_keys, scores or idx pointer");
+  if (a.R == 0) return;
+  topk_kernel<<<unsigned(a.R), kTopThreads, 0, stream>>>(a, topk, max_keys, scores, idx);
+  DS_CUDA_CHECK_LAUNCH("topk_kernel");
+  capture_call(a, topk, max_keys, scores, idx, stream);
+}
+
 }  // namespace ds::cuda

@@ -58,6 +58,17 @@ size_t indexer_workspace_bytes(int64_t R, int64_t max_keys);
 void indexer_topk(const IndexerArgs& a, int topk, int64_t max_keys, void* workspace, size_t workspace_bytes,
                   int32_t* idx, cudaStream_t stream);
 
+/// The selection step of indexer_topk alone, on scores computed elsewhere (the exact numerics
+/// mode's FP32 q/k scores, exact_ops.h index_scores_f32): scores F32 [R, max_keys] with row r valid
+/// on [0, n_keys[r]) when n_keys[r] > topk (not read otherwise). Reads only a.R, a.pages,
+/// a.max_pages, a.page_size and a.n_keys of `a`; writes idx exactly as indexer_topk (same top-k
+/// kernel: ties -> lower position, slots in ascending position, -1 padding, rows with n_keys <= topk
+/// get all their causal slots). The test hook below records the call. Asynchronous; throws
+/// std::invalid_argument for page_size < 1, max_pages < 1, topk < 1, max_keys < 1, R < 0, null
+/// pointers; std::runtime_error for a CUDA launch error.
+void indexer_topk_scored(const IndexerArgs& a, int topk, int64_t max_keys, const float* scores, int32_t* idx,
+                         cudaStream_t stream);
+
 /// One indexer_topk call as downloaded by the test hook below (host copies).
 struct IndexerCapture {
   int64_t R = 0, max_keys = 0;

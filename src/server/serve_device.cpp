@@ -36,8 +36,9 @@ ServeModel load_serve_model(const ServerArgs& a, const std::string& device, cons
     m.executor = make_deepseek_executor(std::move(model));
     return m;
   }
-  if (a.numerics != "official")
-    throw ArgsError("--numerics " + a.numerics + ": --device cuda runs the official numerics only (D23); use --device cpu");
+  if (a.numerics == "exact" && a.kv_cache_dtype != "auto" && !a.kv_cache_dtype.empty())
+    throw ArgsError("--kv-cache-dtype " + a.kv_cache_dtype +
+                    ": --numerics exact keeps the KV cache in FP32 on --device cuda (leave --kv-cache-dtype at auto)");
   const DeviceBackend* b = find_device_backend(device);
   if (!b) throw ArgsError("--device " + device + ": not available in this build");
   DeviceRunnerOptions o;
@@ -51,7 +52,8 @@ ServeModel load_serve_model(const ServerArgs& a, const std::string& device, cons
   o.cuda_graph_max_bs = a.cuda_graph_max_bs;
   o.cuda_graph_bs = a.cuda_graph_bs;
   o.disable_cuda_graph = a.disable_cuda_graph;
-  spdlog::info("loading {} on {} (numerics official, load format {})", model_dir, device, a.load_format);
+  o.numerics = a.numerics;
+  spdlog::info("loading {} on {} (numerics {}, load format {})", model_dir, device, a.numerics, a.load_format);
   DeviceRunner r = b->load(o);
   m.config = r.config;
   m.executor = std::move(r.executor);

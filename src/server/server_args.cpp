@@ -46,7 +46,7 @@ const std::vector<FlagSpec>& serve_flag_table() {
       {"--debug-inject-output", K::Switch, "false", E::Checked, "test hook: a request's debug_model_text replaces sampling; refused unless DEEPSERVE_ALLOW_TEST_HOOKS=1"},
       // Device and numerics (deepserve's own).
       {"--device", K::Value, "auto", E::Checked, "cuda | cpu (auto: cuda when the build has the CUDA runner and a GPU is present, else cpu)"},
-      {"--numerics", K::Value, "official", E::Checked, "official | exact (D23)"},
+      {"--numerics", K::Value, "official", E::Checked, "official | exact (D23; cpu and cuda: exact is FP32 end to end, on cuda with an FP32 KV cache and no CUDA graphs)"},
       // Parallelism.
       {"--tp,--tp-size", K::Value, "1", E::Checked, "tensor parallel size; only 1"},
       {"--dp,--dp-size", K::Value, "1", E::Checked, "data parallel size; only 1"},
@@ -73,7 +73,7 @@ const std::vector<FlagSpec>& serve_flag_table() {
       {"--cuda-graph-max-bs", K::Value, "", E::Checked, "cuda: largest captured decode batch (default by GPU memory: 256 on an H200); cpu: no effect"},
       {"--cuda-graph-bs", K::Value, "", E::Checked, "cuda: captured decode batch sizes, e.g. 1,2,4,8 (default: SGLang's list up to --cuda-graph-max-bs); cpu: no effect"},
       {"--disable-cuda-graph", K::Switch, "false", E::Honoured, "cuda: every step runs eagerly (no decode graphs); cpu: no effect"},
-      {"--kv-cache-dtype", K::Value, "auto", E::Checked, "auto | bf16 | bfloat16 | fp8_e4m3 (cuda: the MLA cache record, spec 8.1; cpu: follows --numerics)"},
+      {"--kv-cache-dtype", K::Value, "auto", E::Checked, "auto | bf16 | bfloat16 | fp8_e4m3 (cuda official: the MLA cache record, spec 8.1; cuda exact: auto only (FP32); cpu: follows --numerics)"},
       {"--attention-backend", K::Value, "auto", E::Checked, "auto | nsa | dsa (the CPU backend runs DSA attention)"},
       {"--nsa-prefill-backend,--dsa-prefill-backend", K::Value, "", E::NoEffect, "CUDA kernel choice; the CPU backend has one implementation"},
       {"--nsa-decode-backend,--dsa-decode-backend", K::Value, "", E::NoEffect, "CUDA kernel choice; the CPU backend has one implementation"},

@@ -43,6 +43,8 @@ declare -A SOURCES=(
   [gpu_moe_experts]="src/kernels/cuda_check.h src/kernels/act_quant.cu src/kernels/act_quant.h src/kernels/gemm_fp8.cu src/kernels/gemm_fp8.h src/kernels/gemm_fp8_small_m.h src/kernels/moe_experts.cu src/kernels/moe_experts.h tests/gpu/gpu_moe_experts.cpp tests/gpu/gpu_test_util.h"
 )
 SOURCES[gpu_elementwise]="src/kernels/cuda_check.h src/kernels/elementwise.cu src/kernels/elementwise.h tests/gpu/gpu_elementwise.cpp tests/gpu/gpu_test_util.h"
+# The exact-numerics kernels (and the shared top-k they select with) against their CPU twins.
+SOURCES[gpu_exact_ops]="src/kernels/cuda_check.h src/kernels/exact_ops.cu src/kernels/exact_ops.h src/kernels/gemm_fp8_small_m.cu src/kernels/gemm_fp8_small_m.h src/kernels/indexer.cu src/kernels/indexer.h tests/gpu/gpu_exact_ops.cpp tests/gpu/gpu_test_util.h"
 # The whole-model check measures the runner and every kernel it calls.
 SOURCES[gpu_model]="$(ls src/cuda/*.cpp src/cuda/*.h src/kernels/*.cu src/kernels/*.h src/kernels/*.cuh | tr '\n' ' ')tests/gpu/gpu_model.cpp tests/gpu/gpu_runner_util.h tests/gpu/gpu_test_util.h"
 # The runner against the oracle fixtures (tiny-a): the fixtures are part of what it measured.

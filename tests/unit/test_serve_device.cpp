@@ -95,9 +95,24 @@ TEST(ServeDevice, FakeCudaBackend) {
   EXPECT_EQ(seen.max_total_tokens, 8192);
   EXPECT_EQ(seen.context_length, 1000);
 
+  EXPECT_EQ(seen.numerics, "official");
+
+  // --numerics exact reaches the backend; its KV cache is FP32, so an explicit cache dtype is refused.
   a.numerics = "exact";
   EXPECT_EQ(refusal([&] { ds::load_serve_model(a, "cuda", "/models/x", 1000); }),
-            "--numerics exact: --device cuda runs the official numerics only (D23); use --device cpu");
+            "--kv-cache-dtype fp8_e4m3: --numerics exact keeps the KV cache in FP32 on --device cuda (leave "
+            "--kv-cache-dtype at auto)");
+  a.kv_cache_dtype = "bf16";
+  EXPECT_EQ(refusal([&] { ds::load_serve_model(a, "cuda", "/models/x", 1000); }),
+            "--kv-cache-dtype bf16: --numerics exact keeps the KV cache in FP32 on --device cuda (leave "
+            "--kv-cache-dtype at auto)");
+  a.kv_cache_dtype = "auto";
+  seen = ds::DeviceRunnerOptions{};
+  ds::ServeModel me = ds::load_serve_model(a, "cuda", "/models/x", 1000);
+  EXPECT_EQ(me.device, "cuda");
+  EXPECT_EQ(seen.numerics, "exact");
+  EXPECT_EQ(seen.kv_cache_dtype, "auto");
+  EXPECT_EQ(seen.model_dir, "/models/x");
 }
 
 }  // namespace
