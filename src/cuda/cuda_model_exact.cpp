@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "cuda/expert_groups.h"
 #include "kernels/elementwise.h"
 #include "kernels/exact_ops.h"
 #include "kernels/indexer.h"
@@ -172,20 +173,12 @@ const float* ExactForward::run(const DeviceWeights& w, const ExactStepInputs& in
       std::vector<int32_t> ids(size_t(R * K));
       DS_CUDA_CHECK(cudaMemcpyAsync(ids.data(), a.ids, ids.size() * 4, cudaMemcpyDeviceToHost, st));
       DS_CUDA_CHECK(cudaStreamSynchronize(st));
-      // Per expert e, its (row, k) slots i = r * K + k in ascending i (moe.cpp's order).
-      std::vector<int32_t> src, dst;
-      std::vector<int64_t> off(size_t(E) + 1, 0);
+      // Per expert e, its (row, k) pairs i = r * K + k in ascending i (moe.cpp's order).
+      const ExpertGroups gr = group_by_expert(ids, R, K, E);
+      DS_CUDA_CHECK(cudaMemcpyAsync(moe_src, gr.src.data(), gr.src.size() * 4, cudaMemcpyHostToDevice, st));
+      DS_CUDA_CHECK(cudaMemcpyAsync(moe_dst, gr.dst.data(), gr.dst.size() * 4, cudaMemcpyHostToDevice, st));
       for (int e = 0; e < E; ++e) {
-        for (int64_t i = 0; i < R * K; ++i)
-          if (ids[size_t(i)] == e) src.push_back(int32_t(i / K)), dst.push_back(int32_t(i));
-        off[size_t(e) + 1] = int64_t(src.size());
-      }
-      if (int64_t(src.size()) != R * K)
-        throw std::runtime_error("CUDA runner (exact): router produced expert ids outside [0, n_routed_experts)");
-      DS_CUDA_CHECK(cudaMemcpyAsync(moe_src, src.data(), src.size() * 4, cudaMemcpyHostToDevice, st));
-      DS_CUDA_CHECK(cudaMemcpyAsync(moe_dst, dst.data(), dst.size() * 4, cudaMemcpyHostToDevice, st));
-      for (int e = 0; e < E; ++e) {
-        const int64_t o0 = off[size_t(e)], n = off[size_t(e) + 1] - o0;
+        const int64_t o0 = gr.off[size_t(e)], n = gr.off[size_t(e) + 1] - o0;
         if (n == 0) continue;
         gather_rows_f32(a.x, D, moe_src + o0, n, D, a.xe, st);
         swiglu_ffn(L.experts_host[size_t(e)], a.xe, n, a.yt, a, st);
