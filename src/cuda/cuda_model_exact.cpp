@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "cuda/expert_groups.h"
@@ -180,6 +181,9 @@ const float* ExactForward::run(const DeviceWeights& w, const ExactStepInputs& in
       for (int e = 0; e < E; ++e) {
         const int64_t o0 = gr.off[size_t(e)], n = gr.off[size_t(e) + 1] - o0;
         if (n == 0) continue;
+        if (n > R)  // the expert buffers hold R rows: a row routes to K distinct experts
+          throw std::runtime_error("CUDA runner (exact): expert " + std::to_string(e) + " got " + std::to_string(n) +
+                                   " pairs from " + std::to_string(R) + " rows (duplicate expert ids in a row)");
         gather_rows_f32(a.x, D, moe_src + o0, n, D, a.xe, st);
         swiglu_ffn(L.experts_host[size_t(e)], a.xe, n, a.yt, a, st);
         scatter_rows_f32(a.yt, D, n, D, moe_dst + o0, a.ye, st);
