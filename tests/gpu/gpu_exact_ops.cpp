@@ -69,9 +69,9 @@ void test_gemm(int64_t M, int64_t N, int64_t K, std::mt19937_64& g) {
   std::vector<float> ref(size_t(M * N));
   ds::cpu::gemm(x.data(), M, wv, ref.data(), ds::cpu::GemmOptions{false, false});
   DevBuf<uint8_t> dw(wq);
-  DevBuf<float> ds_(sc), dx(x), dy(size_t(M * N)), d1{static_cast<size_t>(N)};
+  DevBuf<float> dsc(sc), dx(x), dy(size_t(M * N)), d1{static_cast<size_t>(N)};
   dy.poison();
-  const ds::cuda::Fp8WeightDev w{dw.p, ds_.p, N, K};
+  const ds::cuda::Fp8WeightDev w{dw.p, dsc.p, N, K};
   ds::cuda::gemm_fp8_f32(dx.p, M, w, dy.p, nullptr);
   const std::vector<float> y = dy.download();
   const double e = normwise(y, ref);
@@ -135,10 +135,10 @@ void test_scatter_gather(std::mt19937_64& g) {
   std::vector<float> ref(size_t(slots * W), 7.0f);
   for (int64_t i = 0; i < n; ++i)
     if (dst_rows[size_t(i)] >= 0) std::copy_n(src.data() + i * W, W, ref.data() + dst_rows[size_t(i)] * W);
-  DevBuf<float> ds(src), dd(ref.size());
+  DevBuf<float> dsrc(src), dd(ref.size());
   DevBuf<int32_t> dr(dst_rows);
   dd.upload(std::vector<float>(ref.size(), 7.0f));
-  ds::cuda::scatter_rows_f32(ds.p, W, n, W, dr.p, dd.p, nullptr);
+  ds::cuda::scatter_rows_f32(dsrc.p, W, n, W, dr.p, dd.p, nullptr);
   check(bit_equal(dd.download(), ref), "scatter_rows_f32 37 rows x 576 into 100 slots (one slot -1) bit-identical");
   std::vector<int32_t> rows = {3, 3, 0, 36, 17};
   std::vector<float> gref;
@@ -146,7 +146,7 @@ void test_scatter_gather(std::mt19937_64& g) {
   DevBuf<int32_t> dgr(rows);
   DevBuf<float> dg(gref.size());
   dg.poison();
-  ds::cuda::gather_rows_f32(ds.p, W, dgr.p, int64_t(rows.size()), W, dg.p, nullptr);
+  ds::cuda::gather_rows_f32(dsrc.p, W, dgr.p, int64_t(rows.size()), W, dg.p, nullptr);
   check(bit_equal(dg.download(), gref), "gather_rows_f32 5 rows x 576 bit-identical");
 }
 
