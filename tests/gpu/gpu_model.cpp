@@ -1,5 +1,6 @@
-// Whole-model GPU test (issue 8 part C): the CUDA runner (src/cuda/) against the CPU engine's
-// official mode (src/model/deepseek_v32.cpp) on the `tiny-a` preset (made here with make_model, or
+// Whole-model GPU test (issue 8 part C): the CUDA runner (src/cuda/) against the CPU engine
+// (src/model/deepseek_v32.cpp) mode for mode, official then exact (section "EXACT numerics" below),
+// on the `tiny-a` preset (made here with make_model, or
 // read from argv[1]), through the same paged BatchPlans, run on the device machine by
 // tests/gpu/run_all.sh (needs the lib/ folder of tests/gpu/collect_libs.sh: this driver links the
 // CPU engine, which uses Debian's spdlog/fmt).
