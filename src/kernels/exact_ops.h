@@ -57,7 +57,7 @@ void gather_rows_f32(const float* src, int64_t lds, const int32_t* src_rows, int
 ///   scores[r * max_keys + p] = sum_{h < Hi, ascending} max(q[r,h,:] . kcache[j,:], 0) * w[r,h]
 /// with q [R, Hi, Di] F32 (RoPE applied), w [R, Hi] F32 head weights (weights_proj * Hi^-0.5 *
 /// Di^-0.5), kcache [slots, Di] F32. Rows with n_keys <= topk are not written (they take every
-/// causal key). Hi * Di <= 12288. Twin: cpu::index_scores with k_scale 1. The selection is then
+/// causal key). Hi * (Di + 1) <= 12288. Twin: cpu::index_scores with k_scale 1. The selection is then
 /// indexer_topk_scored (indexer.h) on these scores.
 void index_scores_f32(const float* q, const float* w, int64_t R, int Hi, int Di, const float* kcache,
                       const int32_t* pages, int max_pages, int page_size, const int32_t* n_keys, int topk,
