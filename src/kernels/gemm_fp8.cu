@@ -164,7 +164,6 @@ __device__ __forceinline__ uint4 ld_l1_16(const uint8_t* p) {
   asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
 }
-__device__ __forceinline__ void prefetch_l2(const uint8_t* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
 __device__ __forceinline__ float ld_l1_f32(const float* p) {
   float v;
   asm volatile("ld.global.nc.f32 %0, [%1];\n" : "=f"(v) : "l"(p));
@@ -180,7 +179,7 @@ struct Slot {
   float sa, sb, ws;
 };
 
-template <int NT, int P, int D, int HALVES>
+template <int NT, int P, int HALVES>
 __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(Args a) {
   constexpr int NACC = 2 * HALVES;  // accumulators per 8-column tile: rows r (and r + 8) x 2 columns
   // Group sums of splits 1.. (G - G / S <= 7 per column group; (8 / S) (G - G / S) <= 16 in all).
@@ -217,46 +216,40 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
   const float* xsa = a.xs + ra * kb + b0;
   const float* xsb = a.xs + rb * kb + b0;
 
-  // Loads block i (the next one in K order: the pointers advance by one block) into slot s, and
-  // asks L2 for the weight lines of block i + D (a prefetch needs no register; it deepens the
-  // stream beyond the register window).
-  Slot<NT, HALVES> sl[P];
-  auto load = [&](Slot<NT, HALVES>& s, int i) {
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      s.w[t][0] = ld_stream16(wp[t]);
-      s.w[t][1] = ld_stream16(wp[t] + 64);
-      if (D > 0 && i >= P && i + D < nb) prefetch_l2(wp[t] + D * 128);
-      wp[t] += 128;
-    }
-    s.a[0] = ld_l1_16(xa);
-    s.a[1] = ld_l1_16(xa + 64);
-    s.sa = ld_l1_f32(xsa);
+  // Activation fragments and scales of the next block in K order (rows r and r + 8).
+  auto load_act = [&](uint4 (&ar)[2], uint4 (&ar8)[2], float& sa, float& sb) {
+    ar[0] = ld_l1_16(xa);
+    ar[1] = ld_l1_16(xa + 64);
+    sa = ld_l1_f32(xsa);
     if (HALVES == 2) {
-      s.a8[0] = ld_l1_16(xb);
-      s.a8[1] = ld_l1_16(xb + 64);
-      s.sb = ld_l1_f32(xsb);
+      ar8[0] = ld_l1_16(xb);
+      ar8[1] = ld_l1_16(xb + 64);
+      sb = ld_l1_f32(xsb);
     } else {
-      s.a8[0] = s.a8[1] = make_uint4(0, 0, 0, 0);
-      s.sb = 0.f;
+      ar8[0] = ar8[1] = make_uint4(0, 0, 0, 0);
+      sb = 0.f;
     }
-    s.ws = ld_l1_f32(wsp);
     xa += 128;
     xb += 128;
     ++xsa;
     ++xsb;
+  };
+  // Loads the next block in K order (the pointers advance by one block) into slot s.
+  Slot<NT, HALVES> sl[P];
+  auto load = [&](Slot<NT, HALVES>& s) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      s.w[t][0] = ld_stream16(wp[t]);
+      s.w[t][1] = ld_stream16(wp[t] + 64);
+      wp[t] += 128;
+    }
+    load_act(s.a, s.a8, s.sa, s.sb);
+    s.ws = ld_l1_f32(wsp);
     ++wsp;
   };
 #pragma unroll
   for (int s = 0; s < P; ++s)
-    if (s < nb) load(sl[s], s);
-  // Blocks P .. P + D - 1 to L2; from then on, loading block i prefetches block i + D.
-#pragma unroll
-  for (int d = 0; d < D; ++d)
-    if (P + d < nb) {
-#pragma unroll
-      for (int t = 0; t < NT; ++t) prefetch_l2(wp[t] + d * 128);
-    }
+    if (s < nb) load(sl[s]);
 
   float acc[NT][NACC], tot[NT][NACC];
 #pragma unroll
@@ -297,7 +290,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
             acc[t][NACC - 1] = __fadd_rn(acc[t][NACC - 1], __fmul_rn(c[3], s1));
           }
         }
-        if (i0 + s + P < nb) load(sl[s], i0 + s + P);  // refill the slot just read
+        if (i0 + s + P < nb) load(sl[s]);  // refill the slot just read (block i0 + s + P)
         if (i0 + s + 1 == gend) close_group();             // warp-uniform
       }
     }
@@ -477,15 +470,16 @@ int sm_count() {
   return n;
 }
 
-// Streaming kernel forms: NT tiles of 8 columns per warp, register window of P K blocks, L2
-// prefetch distance D blocks (P + D = 8 / NT: about 8 KB of weights requested ahead per warp). P
-// is as deep as 2 blocks of 256 threads per SM allow without spills (<= 128 registers, checked
-// with -Xptxas -v: the emulated e4m3 MMA needs its f16-unpacked operands in registers too).
+// Streaming kernel forms: NT tiles of 8 columns per warp, register window of P K blocks. P is as
+// deep as 2 blocks of 256 threads per SM allow without spills (<= 128 registers, checked with
+// -Xptxas -v: the emulated e4m3 MMA needs its f16-unpacked operands in registers too). No L2
+// prefetch (D = 0): prefetching D = 8 / NT - P blocks ahead measured slower on every shape on the
+// H200 (M = 1: o 68% -> 78% of copy bandwidth without it, q_b 43% -> 48%, grouped gate+up T = 1
+// 68% -> 77%): the 4 lanes of a row each asked L2 for the same line.
 template <int NT, int HALVES>
 void launch_stream(const Args& a, dim3 grid, cudaStream_t stream) {
   constexpr int P = HALVES == 1 ? (NT == 2 ? 2 : 4) : (NT == 2 ? 1 : 2);
-  constexpr int D = 8 / NT - P;
-  gemm_fp8_stream_kernel<NT, P, D, HALVES><<<grid, kStreamWarps * 32, 0, stream>>>(a);
+  gemm_fp8_stream_kernel<NT, P, HALVES><<<grid, kStreamWarps * 32, 0, stream>>>(a);
 }
 
 // Launches one of the two kernels for nproj projections. max_tile_rows (a hint, any value is
@@ -499,9 +493,11 @@ void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound8, int64_t t
   // concurrently, mostly from L2. Both kernels give the same bits, so this is a speed choice only.
   const int64_t tiled_blocks = (a.N + kBN - 1) / kBN * tile_bound64 * nproj;
   if (max_tile_rows <= 16 || (max_tile_rows <= 64 && tiled_blocks < 2 * sm_count())) {
-    // Columns per warp NT * 8: NT = 2 (the widest form without spills), 1 when NT = 2 would
-    // give fewer than 2 blocks per SM (fused q_a + kv_a, kv_a, dense expert gate/up). NT only
-    // decides which warp computes a column, never the arithmetic of an element.
+    // Columns per warp NT * 8: NT = 2 (the widest form without spills) when S = 1; otherwise 1
+    // when NT = 2 would give fewer than 2 blocks per SM (fused q_a + kv_a, kv_a, dense expert
+    // gate/up). H200, M = 1, S = 1: q_b 48% (NT = 1, 384 blocks, 1.45 waves) -> 63% (NT = 2, 192
+    // blocks); grouped gate+up T = 1 77% -> 91%. With S = G, NT = 2 measured 2-4 points slower.
+    // NT only decides which warp computes a column, never the arithmetic of an element.
     // K splits S (warps sharing a column tile's K groups): 1 when the shape has at least 16 column
     // tiles per SM (a whole row of K per warp, no reduction, no barrier: q_b, the grouped experts),
     // else G. Measured on the H200 (M = 1, fraction of copy bandwidth, S = 1 / 2 / 4 against S = G):
@@ -517,7 +513,7 @@ void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound8, int64_t t
     const int S = col_tiles * row_tiles >= int64_t(16) * sm_count() ? 1 : G;
     const int ncg = kStreamWarps / S;
     auto blocks_of = [&](int t) { return (a.N + ncg * t * 8 - 1) / (ncg * t * 8); };
-    const int nt = blocks_of(2) * row_tiles < 2 * sm_count() ? 1 : 2;
+    const int nt = S == 1 || blocks_of(2) * row_tiles >= 2 * sm_count() ? 2 : 1;
     require(tiles <= 65535, "gemm_fp8", "too many row tiles");
     require(blocks_of(nt) < (int64_t(1) << 31), "gemm_fp8", "too many column strips");
     dim3 grid{unsigned(blocks_of(nt)), unsigned(tiles), unsigned(nproj)};
