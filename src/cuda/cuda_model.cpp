@@ -129,7 +129,7 @@ struct CudaModel::Impl {
     b.wts = a.take<float>(R * K);
     b.moe_out = a.take<float>(R * D);
     b.ysh = a.take<float>(R * D);
-    b.moe_ws_bytes = c.n_routed_experts > 0 ? moe_workspace_bytes(R, K, D, c.moe_intermediate_size) : 0;
+    b.moe_ws_bytes = c.n_routed_experts > 0 ? moe_workspace_bytes(R, K, D, c.moe_intermediate_size, true) : 0;
     b.moe_ws = a.take<uint8_t>(int64_t(b.moe_ws_bytes));
     b.hf = a.take<float>(s.NL * D);
     b.logits = a.take<float>(s.NL * c.vocab_size);
@@ -364,9 +364,10 @@ void CudaModel::Impl::enqueue(const CudaModel& M, const StepBufs& a, const StepS
                    float(c.routed_scaling_factor)};
     moe_route(a.rlogits, L.router_bias, R, rs, a.ids, a.wts, st);
     moe_experts(a.xf, R, a.ids, a.wts, c.num_experts_per_tok, L.experts, c.n_routed_experts, D, c.moe_intermediate_size,
-                a.moe_out, a.moe_ws, a.moe_ws_bytes, st);
-    if (L.has_shared) swiglu_ffn(L.shared, a.xf, R, a.ysh, a, st);
-    add_to_bf16(a.moe_out, L.has_shared ? a.ysh : nullptr, R * D, a.f, st);
+                a.moe_out, a.moe_ws, a.moe_ws_bytes, st, L.shared_fused);
+    const bool shared_apart = L.has_shared && !L.shared_fused;  // else moe_out already holds it
+    if (shared_apart) swiglu_ffn(L.shared, a.xf, R, a.ysh, a, st);
+    add_to_bf16(a.moe_out, shared_apart ? a.ysh : nullptr, R * D, a.f, st);
     if (M.layer_capture_) M.layer_capture_->hidden.push_back(download_sum_bf16(a.resid, a.f, R * D, st));
   }
   // Final norm (all rows; only logit rows are read) and the FP32 head.

@@ -224,8 +224,12 @@ struct DeviceWeights::Builder {
       o.experts_host.push_back(ffn(L ? &L->experts[size_t(e)] : nullptr, c.moe_intermediate_size));
     o.has_shared = c.n_shared_experts > 0;
     if (o.has_shared) o.shared = ffn(L ? &L->shared : nullptr, int64_t(c.n_shared_experts) * c.moe_intermediate_size);
+    // One shared expert of the routed width, FP8: it joins the routed experts' grouped launches as
+    // entry E of the device array (moe_experts' shared_expert; same bits as the dense FFN).
+    o.shared_fused = o.has_shared && c.n_shared_experts == 1 && o.shared.gate.fp8 && o.shared.up.fp8 && o.shared.down.fp8;
     // The device array of ExpertDev that moe_experts reads.
-    ExpertDev* arr = reinterpret_cast<ExpertDev*>(take(sizeof(ExpertDev) * size_t(c.n_routed_experts), false));
+    const size_t entries = size_t(c.n_routed_experts) + (o.shared_fused ? 1 : 0);
+    ExpertDev* arr = reinterpret_cast<ExpertDev*>(take(sizeof(ExpertDev) * entries, false));
     o.experts = arr;
     if (!base) return;
     std::vector<ExpertDev> h;
@@ -233,6 +237,7 @@ struct DeviceWeights::Builder {
       o.all_experts_fp8 = o.all_experts_fp8 && f.gate.fp8 && f.up.fp8 && f.down.fp8;
       h.push_back(ExpertDev{f.gate.f8, f.up.f8, f.down.f8});
     }
+    if (o.shared_fused) h.push_back(ExpertDev{o.shared.gate.f8, o.shared.up.f8, o.shared.down.f8});
     upload(arr, h.data(), h.size() * sizeof(ExpertDev));
   }
 

@@ -53,11 +53,12 @@ struct LayerDev {
   FfnDev dense;
   DenseWeightDev router;             // [n_routed_experts, hidden]
   const float* router_bias = nullptr;  // [n_routed_experts] or null
-  const ExpertDev* experts = nullptr;  // DEVICE array [n_routed_experts] (moe_experts reads it)
+  const ExpertDev* experts = nullptr;  // DEVICE array [n_routed_experts (+ 1 if shared_fused)] (moe_experts reads it)
   bool all_experts_fp8 = true;
   std::vector<FfnDev> experts_host;    // the same weights, host-side handles
   FfnDev shared;
   bool has_shared = false;
+  bool shared_fused = false;  // the shared expert is experts[n_routed_experts] (official mode runs it there)
 };
 
 /// All weights of a model in one device allocation (plus the config they were made for).

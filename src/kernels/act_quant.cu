@@ -40,6 +40,9 @@ __device__ __forceinline__ float clamp448(float v) { return v < -448.f ? -448.f 
 template <class T>
 __global__ void __launch_bounds__(kWarps * 32)
 act_quant_kernel(const T* __restrict__ x, int64_t groups_total, uint8_t* __restrict__ q, float* __restrict__ scales) {
+  // The FP8 GEMM that usually follows is launched with programmatic dependent launch: let it start
+  // streaming its weights now (it waits for this grid's results before reading q and scales).
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
   const int64_t g = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (g >= groups_total) return;
   const int lane = threadIdx.x & 31;

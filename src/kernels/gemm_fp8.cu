@@ -164,6 +164,9 @@ __device__ __forceinline__ uint4 ld_l1_16(const uint8_t* p) {
   asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
 }
+// Programmatic dependent launch (PTX griddepcontrol; no-ops when launched without the attribute).
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
 __device__ __forceinline__ float ld_l1_f32(const float* p) {
   float v;
   asm volatile("ld.global.nc.f32 %0, [%1];\n" : "=f"(v) : "l"(p));
@@ -192,6 +195,14 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
   int g;
   int64_t row0;
   int rows;
+  // Programmatic dependent launch (the launcher sets the attribute): the next kernel in the stream
+  // may start as this one's blocks retire; this kernel waits for its predecessor's results
+  // (griddepcontrol.wait) before it reads anything the predecessor may write: at once for grouped
+  // launches (group offsets, row indices), after issuing its first weight loads for dense ones
+  // (weights and their scales are never written by a kernel).
+  pdl_launch_dependents();
+  const bool early = a.goff == nullptr && a.a_rows == nullptr;
+  if (!early) pdl_wait();
   if (!find_tile(a, 8 * HALVES, blockIdx.y, g, row0, rows)) return;  // uniform over the block
   const int p = blockIdx.z;
   const Fp8WeightDev w = weight_of(a, g, p);
@@ -236,20 +247,27 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) gemm_fp8_stream_kernel(A
   };
   // Loads the next block in K order (the pointers advance by one block) into slot s.
   Slot<NT, HALVES> sl[P];
-  auto load = [&](Slot<NT, HALVES>& s) {
+  auto load_w = [&](Slot<NT, HALVES>& s) {
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
       s.w[t][0] = ld_stream16(wp[t]);
       s.w[t][1] = ld_stream16(wp[t] + 64);
       wp[t] += 128;
     }
-    load_act(s.a, s.a8, s.sa, s.sb);
     s.ws = ld_l1_f32(wsp);
     ++wsp;
   };
+  auto load = [&](Slot<NT, HALVES>& s) {
+    load_w(s);
+    load_act(s.a, s.a8, s.sa, s.sb);
+  };
 #pragma unroll
   for (int s = 0; s < P; ++s)
-    if (s < nb) load(sl[s]);
+    if (s < nb) load_w(sl[s]);
+  if (early) pdl_wait();
+#pragma unroll
+  for (int s = 0; s < P; ++s)
+    if (s < nb) load_act(sl[s].a, sl[s].a8, sl[s].sa, sl[s].sb);
 
   float acc[NT][NACC], tot[NT][NACC];
 #pragma unroll
@@ -479,7 +497,16 @@ int sm_count() {
 template <int NT, int HALVES>
 void launch_stream(const Args& a, dim3 grid, cudaStream_t stream) {
   constexpr int P = HALVES == 1 ? (NT == 2 ? 2 : 4) : (NT == 2 ? 1 : 2);
-  gemm_fp8_stream_kernel<NT, P, HALVES><<<grid, kStreamWarps * 32, 0, stream>>>(a);
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(kStreamWarps * 32);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  DS_CUDA_CHECK(cudaLaunchKernelEx(&cfg, gemm_fp8_stream_kernel<NT, P, HALVES>, a));
 }
 
 // Launches one of the two kernels for nproj projections. max_tile_rows (a hint, any value is
@@ -493,10 +520,11 @@ void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound8, int64_t t
   // concurrently, mostly from L2. Both kernels give the same bits, so this is a speed choice only.
   const int64_t tiled_blocks = (a.N + kBN - 1) / kBN * tile_bound64 * nproj;
   if (max_tile_rows <= 16 || (max_tile_rows <= 64 && tiled_blocks < 2 * sm_count())) {
-    // Columns per warp NT * 8: NT = 2 (the widest form without spills) when S = 1; otherwise 1
-    // when NT = 2 would give fewer than 2 blocks per SM (fused q_a + kv_a, kv_a, dense expert
-    // gate/up). H200, M = 1, S = 1: q_b 48% (NT = 1, 384 blocks, 1.45 waves) -> 63% (NT = 2, 192
-    // blocks); grouped gate+up T = 1 77% -> 91%. With S = G, NT = 2 measured 2-4 points slower.
+    // Columns per warp NT * 8: with S = 1, NT = 2 (the widest form without spills) unless NT = 1
+    // fills the waves clearly better (below); otherwise 1 when NT = 2 would give fewer than 2
+    // blocks per SM (fused q_a + kv_a, kv_a, dense expert gate/up). H200, M = 1, S = 1: q_b 48%
+    // (NT = 1, 384 blocks, 1.45 waves) -> 63% (NT = 2, 192 blocks); grouped gate+up T = 1 77% ->
+    // 91%. With S = G, NT = 2 measured 2-4 points slower.
     // NT only decides which warp computes a column, never the arithmetic of an element.
     // K splits S (warps sharing a column tile's K groups): 1 when the shape has at least 16 column
     // tiles per SM (a whole row of K per warp, no reduction, no barrier: q_b, the grouped experts),
@@ -513,7 +541,15 @@ void launch(const Args& a, int64_t max_tile_rows, int64_t tile_bound8, int64_t t
     const int S = col_tiles * row_tiles >= int64_t(16) * sm_count() ? 1 : G;
     const int ncg = kStreamWarps / S;
     auto blocks_of = [&](int t) { return (a.N + ncg * t * 8 - 1) / (ncg * t * 8); };
-    const int nt = S == 1 || blocks_of(2) * row_tiles >= 2 * sm_count() ? 2 : 1;
+    // With S = 1, NT = 1 only when it fills the waves of 2 blocks per SM clearly better (the grouped
+    // gate+up with the shared expert at T = 1: 9 groups x 16 strips x 2 = 288 blocks on 264 slots,
+    // 55% of 2 waves, measured 65% of copy bandwidth against 90% for the 256 blocks without it).
+    // Working row tiles are estimated as min(tile bound, rows): a tile holds at least one row.
+    auto wave_fill = [&](int t) {
+      const int64_t blocks = blocks_of(t) * std::min<int64_t>(tiles, a.M) * nproj, slots = 2 * sm_count();
+      return double(blocks) / double((blocks + slots - 1) / slots * slots);
+    };
+    const int nt = S == 1 ? (wave_fill(1) > wave_fill(2) + 0.1 ? 1 : 2) : blocks_of(2) * row_tiles >= 2 * sm_count() ? 2 : 1;
     require(tiles <= 65535, "gemm_fp8", "too many row tiles");
     require(blocks_of(nt) < (int64_t(1) << 31), "gemm_fp8", "too many column strips");
     dim3 grid{unsigned(blocks_of(nt)), unsigned(tiles), unsigned(nproj)};

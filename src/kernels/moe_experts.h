@@ -18,8 +18,9 @@ struct ExpertDev {
   Fp8WeightDev gate, up, down;
 };
 
-/// Bytes of scratch moe_experts needs for T tokens, K experts per token, hidden D, expert width I.
-size_t moe_workspace_bytes(int64_t T, int K, int64_t D, int64_t I);
+/// Bytes of scratch moe_experts needs for T tokens, K experts per token, hidden D, expert width I
+/// (and, shared_expert, one more grouped row per token).
+size_t moe_workspace_bytes(int64_t T, int K, int64_t D, int64_t I, bool shared_expert = false);
 
 /// Routed experts (spec 6.7): for each token t and k < K, e = ids[t, k] (device int32 [T, K], from
 /// moe_route), with the official FP8 activation quantization (spec 9.2) before each FP8 linear:
@@ -36,8 +37,13 @@ size_t moe_workspace_bytes(int64_t T, int K, int64_t D, int64_t I);
 /// must not produce them. workspace: device scratch of at least moe_workspace_bytes(T, K, D, I)
 /// bytes, 256-byte aligned. Asynchronous on `stream`. Throws std::invalid_argument naming the
 /// argument for bad sizes, null pointers or a small workspace; std::runtime_error for a CUDA error.
+/// shared_expert: experts[E] (the array then has E + 1 entries) is the shared expert of the same
+/// width I, run on every token in the same grouped launches (one more group: its rows are read in
+/// the same weight stream as the routed experts') and added after the routed sum with weight 1:
+/// out[t, :] = (sum over k of y_tk * wts[t, k]) + y_shared_t, moe.cpp's `y += shared` (F32). Each
+/// y_shared_t is bit-identical to the dense SwiGLU FFN with gemm_fp8 on row t alone.
 void moe_experts(const float* x, int64_t T, const int32_t* ids, const float* wts, int K, const ExpertDev* experts,
                  int E, int64_t D, int64_t I, float* out, void* workspace, size_t workspace_bytes,
-                 cudaStream_t stream);
+                 cudaStream_t stream, bool shared_expert = false);
 
 }  // namespace ds::cuda

@@ -17,6 +17,10 @@
 // weight) gives O(0.1..1).
 // Batch invariance (D27): out rows of a T-token run equal the T = 1 run of the same token bit for
 // bit (T = 1 uses the streaming GEMM kernel, T > 16 the tiled one).
+// Shared expert (moe_experts' shared_expert: experts [0, E-1) routed, entry E-1 the shared one, run in
+// the same grouped launches): out equals, bit for bit, the routed-only run plus (one F32 add, as
+// moe.cpp's `y += shared`) the shared expert run alone as the only expert of every token with
+// weight 1 (each grouped row is bit-identical to its row alone, so the fusion changes no bit).
 // Speed: T <= 16 in GB/s of the touched expert weights (distinct experts x 3 matrices) per launch,
 // with 8 routings rotated so the experts are not L2-resident; T >= 64 in TFLOP/s (2 * T*K * 3*I*D).
 //
@@ -156,15 +160,17 @@ std::vector<float> twin(const Experts& X, const std::vector<float>& x, const std
   return out;
 }
 
-// Runs moe_experts on device buffers; returns out [T, D].
+// Runs moe_experts on device buffers (E routed experts, default all of X; shared: X's entry E is the
+// shared expert); returns out [T, D].
 std::vector<float> run_gpu(const Experts& X, const float* dx, int64_t T, const int32_t* dids, const float* dwts,
-                           int K) {
-  const size_t wsb = ds::cuda::moe_workspace_bytes(T, K, X.D, X.I);
+                           int K, int E = -1, bool shared = false) {
+  if (E < 0) E = X.E;
+  const size_t wsb = ds::cuda::moe_workspace_bytes(T, K, X.D, X.I, shared);
   DevBuf<uint8_t> ws(wsb);
   DevBuf<float> out(size_t(T * X.D));
   ws.poison();
   out.poison();
-  ds::cuda::moe_experts(dx, T, dids, dwts, K, X.dexp, X.E, X.D, X.I, out.p, ws.p, wsb, nullptr);
+  ds::cuda::moe_experts(dx, T, dids, dwts, K, X.dexp, E, X.D, X.I, out.p, ws.p, wsb, nullptr, shared);
   DS_CUDA_CHECK(cudaDeviceSynchronize());
   return out.download();
 }
@@ -208,6 +214,20 @@ void run_case(const char* name, const Experts& X, int64_t T, int K, bool skewed,
       same = same && std::memcmp(o1.data(), &gout[size_t(t * D)], size_t(D) * 4) == 0;
     }
     check(same, std::string(name) + " T=" + std::to_string(T) + ": tokens equal their T=1 runs bit for bit");
+  }
+  if (X.E > K + 1) {  // shared expert fused: experts [0, E-1) routed, E-1 shared
+    std::vector<int32_t> ids2, sid(size_t(T), X.E - 1);
+    std::vector<float> wts2, one(size_t(T), 1.f);
+    make_routing(T, K, X.E - 1, skewed, rng, ids2, wts2);
+    DevBuf<int32_t> dids2(ids2), dsid(sid);
+    DevBuf<float> dwts2(wts2), done(one);
+    const std::vector<float> fused = run_gpu(X, dx.p, T, dids2.p, dwts2.p, K, X.E - 1, true);
+    const std::vector<float> routed = run_gpu(X, dx.p, T, dids2.p, dwts2.p, K, X.E - 1, false);
+    const std::vector<float> alone = run_gpu(X, dx.p, T, dsid.p, done.p, 1, X.E, false);
+    int64_t diff = 0;
+    for (size_t i = 0; i < fused.size(); ++i) diff += !(fused[i] == routed[i] + alone[i]);
+    check(diff == 0, std::string(name) + " T=" + std::to_string(T) + ": shared expert fused == routed + shared alone (" +
+                         std::to_string(diff) + " of " + std::to_string(fused.size()) + " differ)");
   }
 }
 
