@@ -205,10 +205,11 @@ struct HttpServer::Impl {
     ++active_generations;
     std::shared_ptr<void> active(nullptr, [this](void*) { --active_generations; });  // released with the provider
     auto release = [s, active](bool) { s->abort(); };  // no-op when finished; aborts on a broken connection
+    // HTTP/1.0 has no chunked coding (RFC 9112 7.1): its bodies end when the server closes.
+    const bool http10 = req.version == "HTTP/1.0";
     if (s->streaming()) {
       res.set_header("Cache-Control", "no-cache");
-      res.set_chunked_content_provider(
-          "text/event-stream",
+      auto provider =
           [s, active, gone, path = req.path](size_t, httplib::DataSink& sink) {
             std::string out;
             bool more = s->next_stream(out);
@@ -226,12 +227,12 @@ struct HttpServer::Impl {
               return false;
             }
             return true;
-          },
-          release);
+          };
+      if (http10) res.set_content_provider("text/event-stream", std::move(provider), release);
+      else res.set_chunked_content_provider("text/event-stream", std::move(provider), release);
     } else {
       auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
-      res.set_chunked_content_provider(
-          "application/json",
+      auto provider =
           [s, last_write, active, gone, path = req.path](size_t, httplib::DataSink& sink) {
             std::string out;
             if (s->poll_complete(out)) {
@@ -253,8 +254,9 @@ struct HttpServer::Impl {
               return false;
             }
             return true;
-          },
-          release);
+          };
+      if (http10) res.set_content_provider("application/json", std::move(provider), release);
+      else res.set_chunked_content_provider("application/json", std::move(provider), release);
     }
   }
 
@@ -335,16 +337,26 @@ struct HttpServer::Impl {
       res.status = 503;
       return;
     }
-    Request r;  // SGLang's health check: a 1-token greedy generation from input_ids [0]
+    // SGLang's health check: a 1-token greedy generation from input_ids [0], healthy when it
+    // answers within 20 s, or as soon as the engine completes any step after the check began (a
+    // full server queues the probe behind the running requests, but a stepping engine is alive).
+    Request r;
     r.id = "health";
     r.prompt_ids = {0};
     r.sampling.temperature = 0.0f;
     r.max_new_tokens = 1;
     try {
+      const uint64_t steps0 = ctx.engine->steps();
       auto stream = ctx.engine->submit(std::move(r));
-      auto ev = stream->pop(20s);
+      const auto deadline = std::chrono::steady_clock::now() + 20s;
+      std::optional<TokenEvent> ev;
+      bool stepped = false;
+      while (!ev && !stepped && std::chrono::steady_clock::now() < deadline) {
+        ev = stream->pop(100ms);
+        stepped = !ev && ctx.engine->steps() > steps0 + 1;  // a whole step began and ended after submit
+      }
       if (!ev) stream->abort();
-      res.status = (ev && ev->finish != FinishReason::Error && ev->finish != FinishReason::Abort) ? 200 : 503;
+      res.status = stepped || (ev && ev->finish != FinishReason::Error && ev->finish != FinishReason::Abort) ? 200 : 503;
       if (ev) spdlog::debug("health check: generated token {} (finish {})", ev->token, finish_reason_name(ev->finish));
     } catch (const std::exception&) {
       res.status = 503;

@@ -258,8 +258,10 @@ int serve_command(int argc, char** argv) {
 
   try {
     return run(args);
-  } catch (const std::exception& e) {
-    spdlog::critical("{}", e.what());
+  } catch (const ArgsError& e) {  // a flag refused once the machine is known (e.g. --device cuda without a GPU)
+    std::fprintf(stderr, "deepserve serve: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {  // one line on stderr (the log goes there too)
     std::fprintf(stderr, "deepserve serve: %s\n", e.what());
     return 1;
   }

@@ -79,6 +79,17 @@ const std::vector<FlagSpec>& serve_flag_table() {
       {"--nsa-decode-backend,--dsa-decode-backend", K::Value, "", E::NoEffect, "CUDA kernel choice; the CPU backend has one implementation"},
       {"--schedule-policy", K::Value, "fcfs", E::Checked, "fcfs | lpm (longest cached prefix first)"},
       {"--watchdog-timeout", K::Value, "300", E::NoEffect, "no watchdog yet"},
+      {"--dtype", K::Value, "auto", E::Checked, "auto | bfloat16 | bf16 (the arithmetic follows --numerics: official stores BF16 where DeepSeek's demo does, exact is FP32)"},
+      {"--quantization", K::Value, "", E::Checked, "fp8 or empty: the checkpoint's FP8 weights with their 128x128 block scales are used as stored"},
+      {"--enable-mixed-chunk", K::Switch, "false", E::NoEffect, "decode rows and prefill chunks always share a step"},
+      {"--disable-overlap-schedule", K::Switch, "false", E::NoEffect, "no overlap scheduler to disable"},
+      {"--enable-torch-compile", K::Switch, "false", E::NoEffect, "no PyTorch"},
+      {"--skip-server-warmup", K::Switch, "false", E::NoEffect, "the server makes no warmup request"},
+      {"--tokenizer-mode", K::Value, "auto", E::NoEffect, "one tokenizer implementation (src/text)"},
+      {"--grammar-backend", K::Value, "", E::NoEffect, "deepserve's own constrained decoding serves response_format and tools"},
+      {"--random-seed", K::Value, "", E::NoEffect, "a request without `seed` samples from fresh entropy; pass `seed` per request to reproduce"},
+      {"--decode-log-interval", K::Value, "40", E::NoEffect, "throughput is in /metrics and the per-request log lines"},
+      {"--max-queued-requests", K::Value, "", E::NoEffect, "no queue cap: requests wait until admitted (clients that leave are dropped)"},
       // Speculative decoding (MTP).
       {"--speculative-algorithm", K::Value, "", E::Checked, "refused: MTP/EAGLE speculative decoding is not implemented yet"},
       {"--speculative-num-steps", K::Value, "", E::NoEffect, "no speculative decoding"},
@@ -131,11 +142,41 @@ const char* value_type(const std::string& first) {
       "--context-length", "--port", "--log-requests-level", "--stream-interval", "--tp", "--dp", "--ep", "--pp",
       "--nnodes", "--node-rank", "--pp-async-batch-depth", "--page-size", "--max-running-requests",
       "--max-total-tokens", "--chunked-prefill-size", "--max-prefill-tokens", "--cuda-graph-max-bs",
-      "--speculative-num-steps", "--speculative-eagle-topk", "--speculative-num-draft-tokens"};
+      "--speculative-num-steps", "--speculative-eagle-topk", "--speculative-num-draft-tokens", "--random-seed",
+      "--decode-log-interval", "--max-queued-requests"};
   static const std::set<std::string> floats = {"--mem-fraction-static", "--watchdog-timeout"};
   if (ints.count(first)) return "INT";
   if (floats.count(first)) return "FLOAT";
   return "TEXT";
+}
+
+/// The first argument CLI11 could not place, named plainly ("unknown flag --dtype"), instead of
+/// CLI11's list of leftover words (which puts a flag's value before the flag).
+std::string unexpected_argument(const std::vector<FlagSpec>& table, int argc, const char* const* argv) {
+  std::set<std::string> known = {"--version", "--help", "-h"};
+  for (const FlagSpec& f : table) {
+    std::string names = f.names;
+    for (size_t at = 0; at <= names.size();) {
+      const size_t comma = std::min(names.find(',', at), names.size());
+      known.insert(names.substr(at, comma - at));
+      at = comma + 1;
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string t = argv[i];
+    if (t.size() > 1 && t[0] == '-') {
+      const std::string name = t.substr(0, t.find('='));
+      if (!known.count(name))
+        return "unknown flag " + name + " (`deepserve serve --help` lists the flags deepserve takes)";
+      const FlagSpec* f = nullptr;
+      for (const FlagSpec& g : table)
+        if (("," + std::string(g.names) + ",").find("," + name + ",") != std::string::npos) f = &g;
+      if (f && f->kind == FlagKind::Value && t.find('=') == std::string::npos) ++i;  // skip its value
+    } else {
+      return "unexpected argument '" + t + "' (flags start with --; `deepserve serve --help` lists them)";
+    }
+  }
+  return "unexpected arguments (`deepserve serve --help` lists the flags deepserve takes)";
 }
 
 }  // namespace
@@ -170,6 +211,8 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
     a.help_requested = true;
     a.help = app.help();
     return a;
+  } catch (const CLI::ExtrasError&) {
+    throw ArgsError(unexpected_argument(table, argc, argv));
   } catch (const CLI::ParseError& e) {
     throw ArgsError(e.what());
   }
@@ -288,6 +331,10 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
   }
   a.numerics = val("--numerics");
   one_of("--numerics", a.numerics, {"official", "exact"}, "supported: official, exact");
+  one_of("--dtype", val("--dtype"), {"auto", "bfloat16", "bf16"},
+         "supported: auto, bfloat16 (the arithmetic follows --numerics: official or exact FP32)");
+  one_of("--quantization", val("--quantization"), {"", "fp8"},
+         "supported: fp8 (the checkpoint's FP8 block-scaled weights are used as stored)");
   for (const char* f : {"--tp", "--dp", "--ep", "--pp"}) {
     int n = to_int(f, val(f), 1, 1 << 16);
     if (n != 1)

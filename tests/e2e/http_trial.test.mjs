@@ -2,6 +2,7 @@
 // surface and the CLI, each asserted by its exact status / header / message (docs/server.md).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import net from "node:net";
 import { spawn } from "node:child_process";
 import { startServer, binary, cacheDir } from "./server_helper.mjs";
@@ -169,6 +170,55 @@ test("POST /flush_cache while a request runs: 400 saying the cache was not flush
   await reader.cancel().catch(() => {});
 });
 
+test("HTTP/1.0 clients get no chunked coding: the generation body ends when the server closes", async () => {
+  const body = JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 4, temperature: 0 });
+  const r = await raw(`POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n` +
+                      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, 10000);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers["transfer-encoding"], undefined);
+  assert.ok(r.closedByServer);
+  assert.equal(JSON.parse(r.body).object, "chat.completion");
+  const sbody = JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 4, stream: true });
+  const st = await raw(`POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n` +
+                       `Content-Length: ${Buffer.byteLength(sbody)}\r\n\r\n${sbody}`, 10000);
+  assert.equal(st.status, 200);
+  assert.equal(st.headers["transfer-encoding"], undefined);
+  assert.ok(st.closedByServer);
+  assert.match(st.body, /^data: \{/);
+  assert.ok(st.body.endsWith("data: [DONE]\n\n"), st.body.slice(-40));
+});
+
+test("a full server is healthy: /health and /health_generate answer 200 while every batch slot is busy", async () => {
+  // The server runs at most 4 requests; 5 long ones fill it and queue one, so the health probe
+  // queues too. Healthy means the engine keeps stepping (SGLang's check), not that the probe ran.
+  const ctls = [], pending = [];
+  for (let i = 0; i < 5; ++i) {
+    const ctl = new AbortController();
+    ctls.push(ctl);
+    pending.push(fetch(`${server.url}/v1/completions`, { method: "POST", headers: { "Content-Type": "application/json" },
+      signal: ctl.signal, body: JSON.stringify({ model: "m", prompt: `busy ${i}`, max_tokens: 4000, temperature: 0, ignore_eos: true, stream: true }) })
+      .catch(() => null));
+  }
+  const first = await pending[0];  // the first 4 run (the 5th waits for a slot, so its headers do not come)
+  const reader = first.body.getReader();
+  await reader.read();
+  let queued = false;  // the 5th request waits, so the probe will queue behind it
+  for (let t = 0; t < 50 && !queued; ++t) {
+    queued = /sglang:num_queue_reqs(\{[^}]*\})? 1\b/.test(await (await fetch(`${server.url}/metrics`)).text());
+    if (!queued) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(queued, "a request is waiting");
+  for (const path of ["/health", "/health_generate"]) {
+    const t0 = Date.now();
+    const h = await fetch(`${server.url}${path}`);
+    assert.equal(h.status, 200, path);
+    assert.ok(Date.now() - t0 < 5000, `${path} took ${Date.now() - t0} ms`);
+  }
+  for (const c of ctls) c.abort();
+  await reader.cancel().catch(() => {});
+  await Promise.all(pending);
+});
+
 /** Runs `deepserve serve ...args` with `env` added; resolves {code, stdout, stderr} (killed after 60 s). */
 function serveOnce(args, env = {}) {
   return new Promise((resolve) => {
@@ -189,6 +239,18 @@ test("startup errors name the flag or variable", async () => {
   const cache = await serveOnce(["--port", "0"], { DEEPSERVE_CACHE_DIR: "/proc/nope" });
   assert.equal(cache.code, 1);
   assert.match(cache.stderr, /cannot create the cache directory \/proc\/nope \(from DEEPSERVE_CACHE_DIR\)/);
+  // An SGLang flag deepserve does not take: exit 2, the flag named (not CLI11's "bfloat16 --dtype").
+  const unk = await serveOnce(["--port", "0", "--enable-lora"]);
+  assert.equal(unk.code, 2);
+  assert.equal(unk.stderr, "deepserve serve: unknown flag --enable-lora (`deepserve serve --help` lists the flags deepserve takes)\n");
+  // --device cuda on a machine without a usable GPU (or a build without the CUDA runner): a refused
+  // flag, exit 2, said once.
+  if (!fs.existsSync("/dev/nvidiactl")) {  // a machine with an NVIDIA driver would start the server
+    const cuda = await serveOnce(["--port", "0", "--device", "cuda"]);
+    assert.equal(cuda.code, 2, cuda.stderr);
+    assert.equal(cuda.stderr.split("--device cuda: ").length - 1, 1, cuda.stderr);
+    assert.match(cuda.stderr, /^deepserve serve: --device cuda: (no usable GPU|not available)/m);
+  }
 });
 
 test("an IPv6 host is bracketed in the startup line; a preflight needs no API key", async () => {

@@ -100,6 +100,23 @@ TEST(ServerArgs, SeedCommandFlagsParseWithOneNoteEach) {
   EXPECT_EQ(a.tool_call_parser, "deepseekv32");
 }
 
+TEST(ServerArgs, CommonSglangLaunchFlagsAreTaken) {
+  // Flags of SGLang launch commands a new-user trial used; each is taken, and the ones without an
+  // effect here say so in a startup note.
+  auto a = parse({"--dtype", "bfloat16", "--quantization", "fp8", "--random-seed", "42", "--grammar-backend", "xgrammar",
+                  "--disable-overlap-schedule", "--enable-torch-compile", "--skip-server-warmup", "--tokenizer-mode",
+                  "auto", "--max-queued-requests", "10", "--decode-log-interval", "40", "--enable-mixed-chunk"});
+  for (const char* f : {"--random-seed", "--grammar-backend", "--disable-overlap-schedule", "--enable-torch-compile",
+                        "--skip-server-warmup", "--tokenizer-mode", "--max-queued-requests", "--decode-log-interval",
+                        "--enable-mixed-chunk"}) {
+    bool noted = false;
+    for (const auto& n : a.notes) noted = noted || n.rfind(std::string(f) + " accepted without effect: ", 0) == 0;
+    EXPECT_TRUE(noted) << f;
+  }
+  EXPECT_EQ(refusal({"--dtype", "auto", "--quantization", "fp8"}), "(accepted)");
+  EXPECT_EQ(refusal({"--dtype=bf16"}), "(accepted)");
+}
+
 TEST(ServerArgs, RefusalsNameTheFlag) {
   EXPECT_EQ(refusal({"--tp", "8"}), "--tp 8: not supported; deepserve runs on one device (--tp 1)");
   EXPECT_EQ(refusal({"--tp-size", "2"}), "--tp 2: not supported; deepserve runs on one device (--tp 1)");
@@ -123,7 +140,15 @@ TEST(ServerArgs, RefusalsNameTheFlag) {
   EXPECT_EQ(refusal({"--chat-template", "x.jinja"}).rfind("--chat-template x.jinja: not supported", 0), 0u);
   EXPECT_EQ(refusal({"--port", "70000"}), "--port 70000: expected an integer in [0, 65535]");
   EXPECT_EQ(refusal({"--context-length", "abc"}), "--context-length abc: expected an integer in [2, 1073741824]");
-  EXPECT_NE(refusal({"--no-such-flag"}).find("--no-such-flag"), std::string::npos);
+  EXPECT_EQ(refusal({"--no-such-flag"}), "unknown flag --no-such-flag (`deepserve serve --help` lists the flags deepserve takes)");
+  EXPECT_EQ(refusal({"--port", "0", "--no-such-flag=3"}),
+            "unknown flag --no-such-flag (`deepserve serve --help` lists the flags deepserve takes)");
+  EXPECT_EQ(refusal({"--port", "0", "stray"}),
+            "unexpected argument 'stray' (flags start with --; `deepserve serve --help` lists them)");
+  EXPECT_EQ(refusal({"--dtype", "float16"}),
+            "--dtype float16: not supported; supported: auto, bfloat16 (the arithmetic follows --numerics: official or exact FP32)");
+  EXPECT_EQ(refusal({"--quantization", "awq"}),
+            "--quantization awq: not supported; supported: fp8 (the checkpoint's FP8 block-scaled weights are used as stored)");
   // Session 3: every value range checked at start, with the flag and the value named.
   EXPECT_EQ(refusal({"--host", "999.1.1.1"}).rfind("--host 999.1.1.1: not a valid IP address or resolvable host name (", 0), 0u);
   EXPECT_EQ(refusal({"--host", ""}), "--host: must not be empty (e.g. 127.0.0.1, 0.0.0.0 or ::)");
