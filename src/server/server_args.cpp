@@ -115,6 +115,14 @@ int to_int(const std::string& flag, const std::string& v, int lo, int hi) {
   return int(x);
 }
 
+/// A number strictly inside (lo, hi); else ArgsError "<flag> <v>: expected <expected>".
+double to_double(const std::string& flag, const std::string& v, double lo, double hi, const std::string& expected) {
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0' || !(x > lo && x < hi)) throw ArgsError(flag + " " + v + ": expected " + expected);
+  return x;
+}
+
 /// --host must be an IP address or a name that resolves (else a clear error now, not a failed bind
 /// that looks like a busy port).
 void check_host(const std::string& host) {
@@ -152,29 +160,15 @@ const char* value_type(const std::string& first) {
 
 /// The first argument CLI11 could not place, named plainly ("unknown flag --dtype"), instead of
 /// CLI11's list of leftover words (which puts a flag's value before the flag).
-std::string unexpected_argument(const std::vector<FlagSpec>& table, int argc, const char* const* argv) {
-  std::set<std::string> known = {"--version", "--help", "-h"};
-  for (const FlagSpec& f : table) {
-    std::string names = f.names;
-    for (size_t at = 0; at <= names.size();) {
-      const size_t comma = std::min(names.find(',', at), names.size());
-      known.insert(names.substr(at, comma - at));
-      at = comma + 1;
-    }
-  }
+std::string unexpected_argument(const CLI::App& app, int argc, const char* const* argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string t = argv[i];
-    if (t.size() > 1 && t[0] == '-') {
-      const std::string name = t.substr(0, t.find('='));
-      if (!known.count(name))
-        return "unknown flag " + name + " (`deepserve serve --help` lists the flags deepserve takes)";
-      const FlagSpec* f = nullptr;
-      for (const FlagSpec& g : table)
-        if (("," + std::string(g.names) + ",").find("," + name + ",") != std::string::npos) f = &g;
-      if (f && f->kind == FlagKind::Value && t.find('=') == std::string::npos) ++i;  // skip its value
-    } else {
+    if (t.size() < 2 || t[0] != '-')
       return "unexpected argument '" + t + "' (flags start with --; `deepserve serve --help` lists them)";
-    }
+    const std::string name = t.substr(0, t.find('='));
+    const CLI::Option* o = app.get_option_no_throw(name);
+    if (!o) return "unknown flag " + name + " (`deepserve serve --help` lists the flags deepserve takes)";
+    if (o->get_type_size() > 0 && t.find('=') == std::string::npos) ++i;  // skip its value
   }
   return "unexpected arguments (`deepserve serve --help` lists the flags deepserve takes)";
 }
@@ -212,7 +206,7 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
     a.help = app.help();
     return a;
   } catch (const CLI::ExtrasError&) {
-    throw ArgsError(unexpected_argument(table, argc, argv));
+    throw ArgsError(unexpected_argument(app, argc, argv));
   } catch (const CLI::ParseError& e) {
     throw ArgsError(e.what());
   }
@@ -312,20 +306,10 @@ ServerArgs parse_server_args(int argc, const char* const* argv) {
   if (a.device == "auto") a.device.clear();
   a.load_format = val("--load-format");
   one_of("--load-format", a.load_format, {"auto", "dummy"}, "supported: auto, dummy");
-  if (given("--watchdog-timeout")) {
-    const std::string& v = val("--watchdog-timeout");
-    char* end = nullptr;
-    const double t = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end != '\0' || !(t > 0.0 && t < 1e9))
-      throw ArgsError("--watchdog-timeout " + v + ": expected a number of seconds > 0");
-  }
+  if (given("--watchdog-timeout"))
+    to_double("--watchdog-timeout", val("--watchdog-timeout"), 0.0, 1e9, "a number of seconds > 0");
   if (given("--mem-fraction-static")) {
-    const std::string& v = val("--mem-fraction-static");
-    char* end = nullptr;
-    const double f = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end != '\0' || !(f > 0.0 && f < 1.0))
-      throw ArgsError("--mem-fraction-static " + v + ": expected a number in (0, 1)");
-    a.mem_fraction_static = f;
+    a.mem_fraction_static = to_double("--mem-fraction-static", val("--mem-fraction-static"), 0.0, 1.0, "a number in (0, 1)");
     if (a.device != "cuda")
       a.notes.push_back("--mem-fraction-static applies to --device cuda only (the CPU KV pool follows --max-total-tokens)");
   }
